@@ -1,0 +1,32 @@
+"""Control signals a handler raises to tell framehook what to do next.
+
+Tree::
+
+    HandlerSignal
+    ├── RetryLater         run again after ``delay`` seconds (counts as an attempt)
+    └── PermanentFailure   stop: park the task as dead with ``reason``
+"""
+
+from __future__ import annotations
+
+__all__ = ["HandlerSignal", "PermanentFailure", "RetryLater"]
+
+
+class HandlerSignal(Exception):
+    """Base of the signals a handler may raise."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RetryLater(HandlerSignal):
+    """Run this task again after ``delay`` seconds (for example a 429 with ``Retry-After``)."""
+
+    def __init__(self, delay: float, reason: str = "retry requested") -> None:
+        super().__init__(reason)
+        self.delay = max(0.0, float(delay))
+
+
+class PermanentFailure(HandlerSignal):
+    """Retrying cannot help (an expired asset, a refused URL): park the task as dead."""

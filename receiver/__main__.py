@@ -1,0 +1,5 @@
+"""``python -m receiver`` is ``framehook``."""
+
+from receiver.cli import main
+
+main()

@@ -1,0 +1,105 @@
+"""The ASGI application, built in one place from one ``Settings``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import structlog
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from receiver.committer import Committer
+from receiver.database import create_db_engine
+from receiver.health import healthz, readyz
+from receiver.intake import Arrival, Receipt, Recorder
+from receiver.registry import load_handlers, subscriptions_for
+from receiver.responses import exception_handlers
+from receiver.schema import current_revision, head_revision, upgrade
+from receiver.settings import Settings
+from receiver.signatures import Verifier
+from receiver.webhook import WebhookEndpoint
+
+__all__ = ["create_app"]
+
+_log = structlog.get_logger("framehook.app")
+
+
+def _prepare_schema(engine: Engine, settings: Settings) -> None:
+    auto = settings.is_sqlite if settings.auto_migrate is None else settings.auto_migrate
+    if auto:
+        upgrade(engine)
+        return
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        _log.warning(
+            "database schema is not current; run `framehook db upgrade`",
+            current=current,
+            expected=head,
+        )
+
+
+def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -> Starlette:
+    """Build the receiver.
+
+    Args:
+        settings: the configuration; read from the environment when omitted.
+        handlers: handler objects registered in code, in addition to ``FRAMEHOOK_HANDLERS``.
+
+    Raises:
+        ConfigurationError: no API key is configured, or a setting is unusable.
+        RegistryError: a handler cannot be loaded, or two share a name.
+    """
+    settings = settings or Settings()
+    verifier = Verifier(settings.require_api_keys())
+    loaded = load_handlers(settings.handlers, handlers)
+    writers = settings.intake_writers or (1 if settings.is_sqlite else 4)
+    recorder: Recorder | None = None
+
+    def record(connection: Any, arrivals: Sequence[Arrival]) -> list[Receipt]:
+        assert recorder is not None
+        return recorder.record_many(connection, arrivals)
+
+    committer: Committer[Arrival, Receipt] = Committer(
+        record,
+        writers=writers,
+        batch_max=settings.intake_batch_max,
+        max_pending=settings.intake_max_pending,
+        wait_seconds=settings.intake_timeout_seconds,
+    )
+    webhook = WebhookEndpoint(verifier, committer, settings.max_body_bytes)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal recorder
+        engine = create_db_engine(settings.database_url, pool_size=writers + 2)
+        try:
+            await anyio.to_thread.run_sync(_prepare_schema, engine, settings)
+            recorder = Recorder(engine.dialect.name, subscriptions_for(loaded))
+            app.state.engine = engine
+            app.state.settings = settings
+            app.state.handlers = loaded
+            committer.start(engine)
+            _log.info(
+                "receiver ready",
+                database=engine.dialect.name,
+                handlers=[h.name for h in loaded],
+                signing_keys=len(settings.signing_api_keys()),
+            )
+            yield
+        finally:
+            await anyio.to_thread.run_sync(committer.stop)
+            engine.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/apiframe", webhook.handle, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+        exception_handlers=exception_handlers,
+    )

@@ -1,0 +1,136 @@
+"""The ``framehook`` command."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from receiver.errors import FramehookError
+from receiver.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="framehook",
+    help="Receive, verify, store and act on Apiframe v2 webhooks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Manage framehook's database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+_err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and ``.env``, with CLI flags (not ``None``) on top."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise _fail(f"invalid configuration: {problems}") from None
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind [default: 8000].")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+    proxy_headers: Annotated[
+        bool | None,
+        typer.Option(
+            "--proxy-headers/--no-proxy-headers",
+            help="Trust X-Forwarded-For/-Proto from --forwarded-allow-ips (proxy, tunnel).",
+        ),
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None, typer.Option(help="Proxies trusted for proxy headers ('*' for any).")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+) -> None:
+    """Run the webhook receiver (uvicorn)."""
+    import uvicorn
+
+    from receiver.app import create_app
+    from receiver.database import normalize_url
+    from receiver.logs import configure_logging
+
+    settings = load_settings(
+        host=host,
+        port=port,
+        database_url=database_url,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level=log_level,
+    )
+    configure_logging(settings.resolved_log_format(), settings.log_level)
+    try:
+        normalize_url(settings.database_url)
+        asgi = create_app(settings)
+    except FramehookError as exc:
+        raise _fail(str(exc)) from None
+    _err.print(
+        f"framehook: Apiframe webhooks to [bold]POST http://{settings.host}:{settings.port}"
+        "/webhooks/apiframe[/]"
+    )
+    uvicorn.run(
+        asgi,
+        host=settings.host,
+        port=settings.port,
+        proxy_headers=settings.proxy_headers,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Apply schema migrations (safe to run from several processes at once)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from receiver.database import create_db_engine
+    from receiver.schema import current_revision, upgrade
+
+    settings = load_settings(database_url=database_url)
+    try:
+        engine = create_db_engine(settings.database_url, pool_size=1)
+        before = current_revision(engine)
+        upgrade(engine, revision)
+        after = current_revision(engine)
+    except FramehookError as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(
+            f"database error: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}"
+        ) from None
+    _err.print(f"schema at revision {after} (was {before or 'empty'})")
+    engine.dispose()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="framehook")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,114 @@
+"""Engines for SQLite and PostgreSQL, set up for durability first.
+
+SQLite: WAL with ``synchronous=FULL`` (a committed event survives a power loss, not only a
+crash), a busy timeout, and transactions that say ``BEGIN IMMEDIATE`` when they will write, so
+two writers queue on the lock instead of failing on a read-to-write upgrade.
+PostgreSQL (psycopg 3): ``synchronous_commit`` forced on for our sessions, whatever the server
+default, and pre-ping so a restarted server costs one failed request, not a dead pool.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import URL, Connection
+
+from receiver.errors import ConfigurationError
+
+__all__ = ["IMMEDIATE", "create_db_engine", "normalize_url", "ping"]
+
+IMMEDIATE: dict[str, Any] = {"sqlite_begin": "IMMEDIATE"}
+"""Execution options for a connection that will write (``BEGIN IMMEDIATE`` on SQLite)."""
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a database URL, choosing psycopg 3 for ``postgresql://`` and ``postgres://``.
+
+    Raises:
+        ConfigurationError: the URL cannot be parsed or names an unsupported database.
+    """
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigurationError(f"FRAMEHOOK_DATABASE_URL is not a database URL: {exc}") from exc
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql://"
+        )
+    return parsed
+
+
+def _sqlite_engine(url: URL, pool_size: int) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=4,
+        connect_args={"check_same_thread": False, "timeout": 30},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so BEGIN is ours to spell (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _postgres_engine(url: URL, pool_size: int) -> Engine:
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=4,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5, "application_name": "framehook"},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Acknowledged means durable: never let a server-wide setting weaken that.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit = on")
+        dbapi_connection.commit()
+
+    return engine
+
+
+def create_db_engine(url: str, pool_size: int = 5) -> Engine:
+    """An engine for ``url`` with framehook's durability settings.
+
+    Args:
+        url: any SQLAlchemy URL for SQLite or PostgreSQL.
+        pool_size: connections kept open.
+
+    Raises:
+        ConfigurationError: the URL is unusable.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, pool_size)
+    return _postgres_engine(parsed, pool_size)
+
+
+def ping(engine: Engine) -> None:
+    """Run a trivial query; raises whatever the driver raises when the database is away."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))

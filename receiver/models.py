@@ -1,0 +1,129 @@
+"""The tables. Alembic owns the schema (``receiver/migrations``); these mirror it.
+
+``ledger`` is the permanent dedupe memory: one row per meaning, never pruned, so an event
+retried days later is still a duplicate after its raw delivery has been pruned.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+__all__ = ["Delivery", "Job", "LedgerEntry", "Task", "UTCDateTime", "metadata"]
+
+metadata = SQLModel.metadata
+
+# SQLite autoincrements only a column declared exactly INTEGER PRIMARY KEY.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on every database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Job(SQLModel, table=True):
+    """One Apiframe job, as its events have moved it (see ``receiver.jobstate``)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_updated", "status", "updated_at"),)
+
+    id: str = Field(primary_key=True, max_length=200)
+    status: str = Field(max_length=16)
+    progress: int = 0
+    model: str | None = Field(default=None, max_length=200, index=True)
+    result: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = None
+    credit_cost: float | None = None
+    completed_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Delivery(SQLModel, table=True):
+    """One verified request (or poll result) and what became of it."""
+
+    __tablename__ = "deliveries"
+
+    id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))
+    received_at: datetime = _ts(index=True)
+    source: str = Field(default="webhook", max_length=16)
+    request_id: str = Field(max_length=64)
+    job_id: str | None = Field(default=None, max_length=200, index=True)
+    event: str | None = Field(default=None, max_length=64)
+    header_event: str | None = Field(default=None, max_length=64)
+    event_mismatch: bool = False
+    outcome: str = Field(max_length=16, index=True)
+    dedupe_key: str | None = Field(default=None, max_length=300, index=True)
+    fingerprint: str = Field(max_length=64)
+    key_index: int | None = None
+    key_derivation: str | None = Field(default=None, max_length=8)
+    remote_addr: str | None = Field(default=None, max_length=64)
+    body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class LedgerEntry(SQLModel, table=True):
+    """The first content seen under a dedupe key; the unique primary key is the dedupe."""
+
+    __tablename__ = "ledger"
+
+    key: str = Field(primary_key=True, max_length=300)
+    fingerprint: str = Field(max_length=64)
+    first_seen_at: datetime = _ts()
+
+
+class Task(SQLModel, table=True):
+    """One handler's run for one delivery: created with the delivery, run at least once."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("uq_tasks_delivery_handler", "delivery_id", "handler", unique=True),
+        Index("ix_tasks_claim", "status", "priority", "run_at"),
+        Index("ix_tasks_job_handler", "job_id", "handler"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))
+    delivery_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    job_id: str | None = Field(default=None, max_length=200)
+    handler: str = Field(max_length=200)
+    event: str = Field(max_length=64)
+    status: str = Field(default="queued", max_length=16)
+    priority: int = 0
+    attempts: int = 0
+    run_at: datetime = _ts()
+    lease_expires_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = None
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()

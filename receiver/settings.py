@@ -1,0 +1,115 @@
+"""The one settings object, read once from the environment (and a ``.env`` file)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from receiver.errors import ConfigurationError
+
+__all__ = ["Settings"]
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split(value: object) -> object:
+    # Comma-separated in the environment, a real list when built in code.
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """framehook's configuration; see the README for every variable.
+
+    Built once at start-up (``Settings()`` reads the environment) and passed explicitly to
+    whatever needs it; nothing reads the environment at import time.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="FRAMEHOOK_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("APIFRAME_API_KEY", "api_key")
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    database_url: str = "sqlite:///framehook-data/framehook.db"
+    storage_url: str = "framehook-data/assets"
+    handlers: CommaList = Field(default_factory=lambda: ["download"])
+    admin_token: SecretStr | None = None
+    asset_hosts: CommaList = Field(default_factory=lambda: ["*.apiframe.ai"])
+    asset_allow_networks: CommaList = Field(default_factory=list)
+    asset_allow_http: bool = False
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=600.0, gt=0)
+    retry_max_attempts: int = Field(default=8, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    log_format: Literal["console", "json"] | None = None
+    log_level: str = "info"
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+    # Durable intake: how many requests may wait for a commit before new ones get 503, and how
+    # long one waits before giving up with 503 (Apiframe retries; a late commit is a duplicate).
+    intake_max_pending: int = Field(default=4096, ge=1)
+    intake_batch_max: int = Field(default=256, ge=1)
+    intake_timeout_seconds: float = Field(default=10.0, gt=0)
+    intake_writers: int | None = Field(default=None, ge=1, le=32)
+    auto_migrate: bool | None = None
+
+    @field_validator("api_keys", "handlers", "asset_hosts", "asset_allow_networks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("api_key", "admin_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    def signing_api_keys(self) -> list[str]:
+        """Every API key whose derived secret may sign a webhook, primary key first."""
+        keys: list[str] = []
+        if self.api_key is not None:
+            keys.append(self.api_key.get_secret_value().strip())
+        keys.extend(k.get_secret_value().strip() for k in self.api_keys)
+        # The same key twice (primary also listed in FRAMEHOOK_API_KEYS) verifies once.
+        return list(dict.fromkeys(k for k in keys if k))
+
+    def require_api_keys(self) -> list[str]:
+        """The signing keys, or a clear error: framehook never accepts unsigned traffic.
+
+        Raises:
+            ConfigurationError: neither ``APIFRAME_API_KEY`` nor ``FRAMEHOOK_API_KEYS`` is set.
+        """
+        keys = self.signing_api_keys()
+        if not keys:
+            raise ConfigurationError(
+                "no Apiframe API key configured: set APIFRAME_API_KEY (or FRAMEHOOK_API_KEYS, "
+                "comma-separated) to the key whose SHA-256 signs your webhooks. framehook will "
+                "not accept unsigned traffic."
+            )
+        return keys
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is SQLite (one writer, migrations applied at start)."""
+        return self.database_url.startswith("sqlite")
+
+    def resolved_log_format(self) -> Literal["console", "json"]:
+        """``console`` on a terminal, ``json`` elsewhere, unless set explicitly."""
+        if self.log_format is not None:
+            return self.log_format
+        return "console" if sys.stderr.isatty() else "json"

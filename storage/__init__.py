@@ -1,0 +1,3 @@
+"""Asset storage backends, chosen by URL scheme."""
+
+__all__: list[str] = []

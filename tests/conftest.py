@@ -1,0 +1,184 @@
+"""Shared fixtures: databases (SQLite per test, one PostgreSQL database per session), settings,
+a running app, and signed requests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, make_url, text
+from starlette.testclient import TestClient
+
+from receiver import Settings, create_app, sign
+from receiver.database import create_db_engine
+from receiver.schema import upgrade
+from receiver.signatures import Derivation
+
+API_KEY = "afk_test_primary_0000000000000000000000000000"
+OTHER_KEY = "afk_test_rotated_111111111111111111111111111"
+SAMPLES = Path(__file__).resolve().parents[1] / "handlers" / "samples"
+TABLES = ("tasks", "deliveries", "ledger", "jobs")
+
+
+def sample(name: str) -> bytes:
+    """The bytes of a shipped Apiframe sample body (``handlers/samples/<name>.json``)."""
+    return (SAMPLES / f"{name}.json").read_bytes()
+
+
+def sample_names() -> list[str]:
+    """Every shipped sample body's name."""
+    return sorted(p.stem for p in SAMPLES.glob("*.json"))
+
+
+def signed_headers(
+    body: bytes,
+    key: str = API_KEY,
+    event: str | None = None,
+    derivation: Derivation = Derivation.DIGEST,
+) -> dict[str, str]:
+    """Headers Apiframe would send with ``body``."""
+    headers = {
+        "X-Webhook-Signature": sign(body, key, derivation),
+        "Content-Type": "application/json",
+    }
+    if event is not None:
+        headers["X-Webhook-Event"] = event
+    return headers
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """The PostgreSQL server tests may create databases on; CI fails (not skips) without it."""
+    url = os.environ.get("FRAMEHOOK_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI=true but FRAMEHOOK_TEST_POSTGRES_URL is not set")
+        pytest.skip("FRAMEHOOK_TEST_POSTGRES_URL not set")
+    try:
+        engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL unreachable at FRAMEHOOK_TEST_POSTGRES_URL: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    return url
+
+
+def postgres_admin(server_url: str) -> Engine:
+    """An autocommit engine on the test server, for CREATE/ALTER/DROP DATABASE."""
+    server = make_url(server_url).set(drivername="postgresql+psycopg")
+    return create_engine(server, isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def scratch_postgres(server_url: str, prefix: str) -> Iterator[tuple[str, str]]:
+    """A new, migrated PostgreSQL database (URL, name), dropped on exit whatever its state."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = postgres_admin(server_url)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = create_db_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url, name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database of this test session's own, dropped afterwards."""
+    with scratch_postgres(postgres_server_url, "framehook_test") as (url, _name):
+        yield url
+
+
+def _truncate(url: str) -> None:
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL with framehook's schema, empty: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'framehook.db'}"
+        engine = create_db_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        return url
+    url: str = request.getfixturevalue("postgres_database")
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database URL in the test's temporary directory."""
+    return f"sqlite:///{tmp_path / 'framehook.db'}"
+
+
+@pytest.fixture
+def make_settings(database_url: str) -> Callable[..., Settings]:
+    """Settings for a test: the test API key, the test database, overrides on top."""
+
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "api_key": API_KEY,
+            "database_url": database_url,
+            "handlers": ["download"],
+            "log_format": "json",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return factory
+
+
+@pytest.fixture
+def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
+    """Start the app (lifespan included) with the given setting overrides."""
+    clients: list[TestClient] = []
+
+    def factory(handlers: tuple[Any, ...] = (), **overrides: Any) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides), handlers=handlers))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    """The app with default test settings, running."""
+    return make_client()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Engine]:
+    """An engine on the test database, for looking at what was stored."""
+    engine = create_db_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def rows(engine: Engine, sql: str, **params: Any) -> list[Any]:
+    """All rows of a query (for assertions)."""
+    with engine.connect() as connection:
+        return list(connection.execute(text(sql), params))

@@ -1,0 +1,109 @@
+"""Recording arrivals under real concurrency: the unique ledger, not a check, decides."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import orjson
+from sqlalchemy import Engine
+
+from receiver.database import IMMEDIATE
+from receiver.events import parse_body
+from receiver.intake import Arrival, Outcome, Receipt, Recorder, Subscription
+from tests.conftest import rows
+
+SUBSCRIBERS = [
+    Subscription("download", frozenset({"completed"})),
+    Subscription("audit", frozenset({"completed", "progress"})),
+]
+
+
+def arrival(body: bytes) -> Arrival:
+    return Arrival(
+        parsed=parse_body(body), body=body, received_at=datetime.now(UTC), request_id="t"
+    )
+
+
+def _race(db: Engine, recorder: Recorder, body: bytes, writers: int) -> list[Receipt]:
+    barrier = threading.Barrier(writers)
+    receipts: list[Receipt] = []
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            barrier.wait()
+            with db.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+                receipts.append(recorder.record(connection, arrival(body)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return receipts
+
+
+def test_racing_writers_accept_an_event_exactly_once(db: Engine) -> None:
+    """Eight connections record the same completed event at once: one accepted, seven duplicates."""
+    recorder = Recorder(db.dialect.name, SUBSCRIBERS)
+    for n in range(5):
+        body = orjson.dumps(
+            {"event": "completed", "jobId": f"race-{n}", "result": {"images": ["u"]}}
+        )
+        receipts = _race(db, recorder, body, writers=8)
+        assert sorted(r.outcome for r in receipts) == [Outcome.ACCEPTED] + [Outcome.DUPLICATE] * 7
+    assert len(rows(db, "SELECT * FROM tasks")) == 5 * 2
+    assert len(rows(db, "SELECT * FROM jobs WHERE status = 'COMPLETED'")) == 5
+
+
+def test_racing_events_of_one_job_all_apply(db: Engine) -> None:
+    """Different progress events of a new job recorded concurrently: none lost, max wins."""
+    recorder = Recorder(db.dialect.name, SUBSCRIBERS)
+    values = list(range(5, 85, 5))
+    barrier = threading.Barrier(len(values))
+    errors: list[BaseException] = []
+
+    def write(value: int) -> None:
+        body = orjson.dumps({"event": "progress", "jobId": "one-job", "progress": value})
+        try:
+            barrier.wait()
+            with db.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+                recorder.record(connection, arrival(body))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(v,)) for v in values]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    (job,) = rows(db, "SELECT status, progress FROM jobs")
+    assert (job.status, job.progress) == ("PROCESSING", max(values))
+    assert len(rows(db, "SELECT * FROM ledger")) == len(values)
+
+
+def test_batch_keeps_each_jobs_arrival_order(db: Engine) -> None:
+    """In one batch, completed then a late progress for the same job: accepted, then stale."""
+    recorder = Recorder(db.dialect.name, SUBSCRIBERS)
+    batch = [
+        arrival(orjson.dumps({"event": "progress", "jobId": "z", "progress": 10})),
+        arrival(orjson.dumps({"event": "completed", "jobId": "b", "result": "u"})),
+        arrival(orjson.dumps({"event": "completed", "jobId": "z", "result": "u"})),
+        arrival(orjson.dumps({"event": "progress", "jobId": "z", "progress": 50})),
+        arrival(orjson.dumps({"event": "progress", "jobId": "a", "progress": 5})),
+    ]
+    with db.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+        receipts = recorder.record_many(connection, batch)
+    assert [r.outcome for r in receipts] == [
+        "accepted",
+        "accepted",
+        "accepted",
+        "stale",
+        "accepted",
+    ]
+    assert [r.job_id for r in receipts] == ["z", "b", "z", "z", "a"]
