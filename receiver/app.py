@@ -7,15 +7,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import structlog
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from receiver.checkpoints import Checkpointer
 from receiver.committer import Committer
 from receiver.database import create_db_engine
 from receiver.health import healthz, readyz
 from receiver.intake import Arrival, Receipt, Recorder
+from receiver.logs import get_logger
 from receiver.registry import load_handlers, subscriptions_for
 from receiver.responses import exception_handlers
 from receiver.schema import current_revision, head_revision, upgrade
@@ -25,7 +26,7 @@ from receiver.webhook import WebhookEndpoint
 
 __all__ = ["create_app"]
 
-_log = structlog.get_logger("framehook.app")
+_log = get_logger("framehook.app")
 
 
 def _prepare_schema(engine: Engine, settings: Settings) -> None:
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
     committer: Committer[Arrival, Receipt] = Committer(
         record,
         writers=writers,
+        inline=settings.is_sqlite,
         batch_max=settings.intake_batch_max,
         max_pending=settings.intake_max_pending,
         wait_seconds=settings.intake_timeout_seconds,
@@ -76,13 +78,17 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal recorder
         engine = create_db_engine(settings.database_url, pool_size=writers + 2)
+        checkpointer: Checkpointer | None = None
         try:
             await anyio.to_thread.run_sync(_prepare_schema, engine, settings)
             recorder = Recorder(engine.dialect.name, subscriptions_for(loaded))
             app.state.engine = engine
             app.state.settings = settings
             app.state.handlers = loaded
-            committer.start(engine)
+            checkpointer = Checkpointer(engine) if engine.dialect.name == "sqlite" else None
+            if checkpointer is not None:
+                checkpointer.start()
+            await committer.start(engine)
             _log.info(
                 "receiver ready",
                 database=engine.dialect.name,
@@ -91,7 +97,9 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             )
             yield
         finally:
-            await anyio.to_thread.run_sync(committer.stop)
+            await committer.stop()
+            if checkpointer is not None:
+                await anyio.to_thread.run_sync(checkpointer.stop)
             engine.dispose()
 
     return Starlette(

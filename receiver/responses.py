@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import structlog
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from receiver.errors import RequestRejected, Unavailable
+from receiver.logs import get_logger
 
 __all__ = ["exception_handlers", "json_response", "rejection"]
 
-_log = structlog.get_logger("framehook.http")
+_log = get_logger("framehook.http")
 _REASONS = {404: "not_found", 405: "method_not_allowed"}
 
 

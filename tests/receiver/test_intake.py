@@ -107,3 +107,49 @@ def test_batch_keeps_each_jobs_arrival_order(db: Engine) -> None:
         "accepted",
     ]
     assert [r.job_id for r in receipts] == ["z", "b", "z", "z", "a"]
+
+
+def test_rows_written_by_the_intake_read_back_through_the_models(db: Engine) -> None:
+    """The intake's plain SQL stores exactly what the SQLModel types expect to read."""
+    from sqlmodel import Session, select
+
+    from receiver.models import Delivery, Job, LedgerEntry, Task
+
+    recorder = Recorder(db.dialect.name, SUBSCRIBERS)
+    completed = orjson.dumps(
+        {
+            "event": "completed",
+            "jobId": "typed",
+            "model": "suno",
+            "result": {"tracks": [{"id": "a", "audioUrl": "https://x/a.mp3", "duration": 1.5}]},
+            "creditCost": 11.5,
+            "completedAt": "2026-11-20T10:07:00.000Z",
+        }
+    )
+    mismatch = Arrival(
+        parsed=parse_body(completed),
+        body=completed,
+        received_at=datetime.now(UTC),
+        request_id="typed-1",
+        header_event="progress",
+    )
+    with db.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+        recorder.record(connection, mismatch)
+    with Session(db) as session:
+        job = session.exec(select(Job)).one()
+        assert job.result == {
+            "tracks": [{"id": "a", "audioUrl": "https://x/a.mp3", "duration": 1.5}]
+        }
+        assert job.completed_at == datetime(2026, 11, 20, 10, 7, tzinfo=UTC)
+        assert job.created_at.tzinfo is not None
+        assert abs((job.updated_at - mismatch.received_at).total_seconds()) < 0.001
+        assert (job.status, job.progress, job.credit_cost) == ("COMPLETED", 100, 11.5)
+        delivery = session.exec(select(Delivery)).one()
+        assert delivery.event_mismatch is True
+        assert delivery.body == completed
+        assert delivery.received_at == mismatch.received_at
+        tasks = session.exec(select(Task).order_by(Task.handler)).all()
+        assert [t.handler for t in tasks] == ["audit", "download"]
+        assert {(t.delivery_id, t.run_at) for t in tasks} == {(delivery.id, mismatch.received_at)}
+        ledger = session.exec(select(LedgerEntry)).one()
+        assert ledger.first_seen_at == mismatch.received_at
