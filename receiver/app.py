@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,17 +20,19 @@ from receiver.intake import Arrival, Receipt, Recorder
 from receiver.logs import get_logger
 from receiver.registry import load_handlers, subscriptions_for
 from receiver.responses import exception_handlers
+from receiver.runner import build_worker, running_worker
 from receiver.schema import current_revision, head_revision, upgrade
 from receiver.settings import Settings
 from receiver.signatures import Verifier
 from receiver.webhook import WebhookEndpoint
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "prepare_schema"]
 
 _log = get_logger("framehook.app")
 
 
-def _prepare_schema(engine: Engine, settings: Settings) -> None:
+def prepare_schema(engine: Engine, settings: Settings) -> None:
+    """Migrate (SQLite, or when FRAMEHOOK_AUTO_MIGRATE) or warn if the schema is behind."""
     auto = settings.is_sqlite if settings.auto_migrate is None else settings.auto_migrate
     if auto:
         upgrade(engine)
@@ -64,8 +67,17 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
         assert recorder is not None
         return recorder.record_many(connection, arrivals)
 
+    woken: list[Callable[[], None]] = []
+
+    def wake_workers(receipts: list[Receipt]) -> None:
+        # A task committed: the embedded worker starts it now, not at its next poll.
+        if any(r.tasks for r in receipts):
+            for wake in woken:
+                wake()
+
     committer: Committer[Arrival, Receipt] = Committer(
         record,
+        on_commit=wake_workers,
         writers=writers,
         inline=settings.is_sqlite,
         batch_max=settings.intake_batch_max,
@@ -80,7 +92,7 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
         engine = create_db_engine(settings.database_url, pool_size=writers + 2)
         checkpointer: Checkpointer | None = None
         try:
-            await anyio.to_thread.run_sync(_prepare_schema, engine, settings)
+            await anyio.to_thread.run_sync(prepare_schema, engine, settings)
             recorder = Recorder(engine.dialect.name, subscriptions_for(loaded))
             app.state.engine = engine
             app.state.settings = settings
@@ -89,13 +101,20 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             if checkpointer is not None:
                 checkpointer.start()
             await committer.start(engine)
-            _log.info(
-                "receiver ready",
-                database=engine.dialect.name,
-                handlers=[h.name for h in loaded],
-                signing_keys=len(settings.signing_api_keys()),
-            )
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if settings.run_worker:
+                    worker = build_worker(engine, loaded, settings)
+                    woken.append(worker.wake)
+                    await stack.enter_async_context(running_worker(worker, settings))
+                    app.state.worker = worker
+                _log.info(
+                    "receiver ready",
+                    database=engine.dialect.name,
+                    handlers=[h.name for h in loaded],
+                    signing_keys=len(settings.signing_api_keys()),
+                    worker=settings.run_worker,
+                )
+                yield
         finally:
             await committer.stop()
             if checkpointer is not None:

@@ -62,8 +62,15 @@ def serve(
         str | None, typer.Option(help="Proxies trusted for proxy headers ('*' for any).")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run a worker in this process (--no-worker for receiver-only replicas).",
+        ),
+    ] = True,
 ) -> None:
-    """Run the webhook receiver (uvicorn)."""
+    """Run the webhook receiver (uvicorn), with an embedded worker by default."""
     import uvicorn
 
     from receiver.app import create_app
@@ -77,6 +84,7 @@ def serve(
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
         log_level=log_level,
+        run_worker=None if worker else False,
     )
     configure_logging(settings.resolved_log_format(), settings.log_level)
     try:
@@ -104,6 +112,67 @@ def serve(
         server_header=False,
         timeout_graceful_shutdown=30,
     )
+
+
+@app.command("worker")
+def worker_command(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Handler runs at once [default: 8].", min=1)
+    ] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+) -> None:
+    """Run a standalone worker (scale-out: as many as you like, on any machine)."""
+    import asyncio
+
+    from receiver.logs import configure_logging
+    from receiver.standalone import run_worker_process
+
+    settings = load_settings(
+        database_url=database_url, log_level=log_level, worker_concurrency=concurrency
+    )
+    configure_logging(settings.resolved_log_format(), settings.log_level)
+    try:
+        asyncio.run(run_worker_process(settings))
+    except FramehookError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def replay(
+    task: Annotated[int | None, typer.Option(help="Re-queue this task.")] = None,
+    job: Annotated[str | None, typer.Option(help="Re-run this job's finished tasks.")] = None,
+    dead: Annotated[bool, typer.Option("--dead", help="Re-queue every dead task.")] = False,
+    handler: Annotated[str | None, typer.Option(help="Only this handler's tasks.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """Queue tasks again: one (--task), a job's (--job) or all dead ones (--dead)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from receiver.database import create_db_engine
+    from receiver.replay import replay_dead, replay_job, retry_task
+
+    if sum((task is not None, job is not None, dead)) != 1:
+        raise _fail("say exactly one of --task ID, --job ID or --dead")
+    if task is not None and handler is not None:
+        raise _fail("--handler goes with --job or --dead, not --task")
+    settings = load_settings(database_url=database_url)
+    try:
+        engine = create_db_engine(settings.database_url, pool_size=1)
+        if task is not None:
+            count = int(retry_task(engine, task))
+        elif job is not None:
+            count = replay_job(engine, job, handler)
+        else:
+            count = replay_dead(engine, handler)
+        engine.dispose()
+    except FramehookError as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"database error: {exc.__class__.__name__}") from None
+    if task is not None and not count:
+        raise _fail(f"task {task} not re-queued: no such task, or it is running now", code=1)
+    _err.print(f"re-queued {count} task{'s' if count != 1 else ''}")
 
 
 @db_app.command("upgrade")

@@ -9,6 +9,8 @@ default, and pre-ping so a restarted server costs one failed request, not a dead
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from sqlalchemy.engine import URL, Connection
 
 from receiver.errors import ConfigurationError
 
-__all__ = ["IMMEDIATE", "create_db_engine", "normalize_url", "ping"]
+__all__ = ["IMMEDIATE", "create_db_engine", "normalize_url", "ping", "writing"]
 
 IMMEDIATE: dict[str, Any] = {"sqlite_begin": "IMMEDIATE"}
 """Execution options for a connection that will write (``BEGIN IMMEDIATE`` on SQLite)."""
@@ -108,6 +110,14 @@ def create_db_engine(url: str, pool_size: int = 5) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, pool_size)
     return _postgres_engine(parsed, pool_size)
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that will write (``BEGIN IMMEDIATE`` on SQLite),
+    committed on success and rolled back on error."""
+    with engine.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+        yield connection
 
 
 def ping(engine: Engine) -> None:

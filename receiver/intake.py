@@ -275,8 +275,13 @@ class Recorder:
         delivery_ids: Sequence[int],
         models: dict[str, str | None],
     ) -> list[int]:
-        """Queue one task per subscribed handler for each accepted event; return the counts."""
-        rows: list[tuple[Any, ...]] = []
+        """Queue one task per subscribed handler for each accepted event; return the counts.
+
+        A queued progress task is superseded by any newer task for its job and handler: older
+        ones in the table, and earlier ones in this batch, are stored as ``superseded``.
+        """
+        rows: list[list[Any]] = []
+        latest: dict[tuple[str, str], int] = {}
         counts = [0] * len(arrivals)
         for i, (arrival, outcome) in enumerate(zip(arrivals, outcomes, strict=True)):
             if outcome is not Outcome.ACCEPTED:
@@ -287,12 +292,18 @@ class Recorder:
             model = models.get(event.job_id) or event.model
             now = stamps[i]
             for sub in self.subscriptions:
-                if sub.wants(event.event, model):
-                    counts[i] += 1
-                    rows.append(
-                        (delivery_ids[i], event.job_id, sub.name, event.event, "queued",
-                         priority, 0, now, now, now)
-                    )  # fmt: skip
+                if not sub.wants(event.event, model):
+                    continue
+                counts[i] += 1
+                pair = (event.job_id, sub.name)
+                if pair in latest and rows[latest[pair]][3] == "progress":
+                    rows[latest[pair]][4] = "superseded"
+                latest[pair] = len(rows)
+                rows.append(
+                    [delivery_ids[i], event.job_id, sub.name, event.event, "queued",
+                     priority, 0, now, now, now]
+                )  # fmt: skip
         if rows:
+            self._sql.supersede_progress(cursor, list(latest), stamps[0])
             self._sql.add_tasks(cursor, rows)
         return counts

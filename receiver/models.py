@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Delivery", "Job", "LedgerEntry", "Task", "UTCDateTime", "metadata"]
+__all__ = ["Delivery", "Job", "LedgerEntry", "Task", "TaskAttempt", "UTCDateTime", "metadata"]
 
 metadata = SQLModel.metadata
 
@@ -125,5 +125,25 @@ class Task(SQLModel, table=True):
     run_at: datetime = _ts()
     lease_expires_at: datetime | None = _ts(nullable=True)
     last_error: str | None = None
+    claimed_by: str | None = Field(default=None, max_length=100)
+    # Attempts before the last replay: the retry budget counts from here. ``attempts`` itself
+    # never goes back, because it is the fencing token of every claim.
+    attempt_offset: int = 0
+    finished_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+
+
+class TaskAttempt(SQLModel, table=True):
+    """One run of a task: who ran it, how long, how it ended (the task's history)."""
+
+    __tablename__ = "task_attempts"
+
+    id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))
+    task_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    attempt: int
+    worker: str = Field(max_length=100)
+    started_at: datetime = _ts()
+    finished_at: datetime = _ts()
+    outcome: str = Field(max_length=16)
+    error: str | None = None

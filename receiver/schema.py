@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
-from receiver.database import IMMEDIATE
+from receiver.database import writing
 
 __all__ = ["current_revision", "head_revision", "upgrade"]
 
@@ -46,7 +46,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     On PostgreSQL an advisory lock serialises concurrent upgrades (replicas starting together
     during a rolling deploy); SQLite serialises them with its write lock.
     """
-    with engine.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+    with writing(engine) as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
         command.upgrade(_config(connection), revision)

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from receiver.errors import ConfigurationError
+from receiver.retry import RetryPolicy
 
 __all__ = ["Settings"]
 
@@ -67,6 +68,14 @@ class Settings(BaseSettings):
     intake_writers: int | None = Field(default=None, ge=1, le=32)
     auto_migrate: bool | None = None
 
+    # Workers (the embedded one in ``serve`` and ``framehook worker``).
+    run_worker: bool = True
+    worker_concurrency: int = Field(default=8, ge=1, le=1000)
+    lease_seconds: float = Field(default=30.0, ge=1)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    handler_timeout_seconds: float = Field(default=300.0, gt=0)
+    grace_seconds: float = Field(default=25.0, ge=0)
+
     @field_validator("api_keys", "handlers", "asset_hosts", "asset_allow_networks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -107,6 +116,10 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """Whether the database is SQLite (one writer, migrations applied at start)."""
         return self.database_url.startswith("sqlite")
+
+    def retry_policy(self) -> RetryPolicy:
+        """The handler retry policy these settings describe."""
+        return RetryPolicy(self.retry_base_seconds, self.retry_max_seconds, self.retry_max_attempts)
 
     def resolved_log_format(self) -> Literal["console", "json"]:
         """``console`` on a terminal, ``json`` elsewhere, unless set explicitly."""

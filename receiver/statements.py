@@ -226,7 +226,28 @@ class IntakeSql:
         return sorted(row[0] for row in cursor.fetchall())
 
     def add_tasks(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert tasks (values in ``TASK_COLUMNS`` order)."""
+        """Insert tasks (values in ``TASK_COLUMNS`` order); on PostgreSQL, notify workers."""
         values = self._values(TASK_COLUMNS, len(rows))
         sql = f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) VALUES {values}"
         cursor.execute(sql, self._flatten(TASK_COLUMNS, rows))
+        if not self.sqlite:
+            # Delivered at commit, when the tasks become visible (receiver.notify).
+            cursor.execute("NOTIFY framehook_tasks")
+
+    def supersede_progress(self, cursor: Any, pairs: Sequence[tuple[str, str]], now: Any) -> None:
+        """Mark queued progress tasks of these ``(job id, handler)`` pairs ``superseded``:
+        a newer event for the same job and handler is being queued."""
+        unique = sorted(set(pairs))
+        rows = ", ".join(
+            f"({self._param(f'j_{n}')}, {self._param(f'h_{n}')})" for n in range(len(unique))
+        )
+        sql = (
+            f"UPDATE tasks SET status = 'superseded', updated_at = {self._param('now')}, "
+            f"finished_at = {self._param('now')} "
+            f"WHERE status = 'queued' AND event = 'progress' AND (job_id, handler) IN ({rows})"
+        )
+        params: dict[str, Any] = {"now": now}
+        for n, (job, handler) in enumerate(unique):
+            params[f"j_{n}"] = job
+            params[f"h_{n}"] = handler
+        cursor.execute(sql, params)

@@ -22,7 +22,7 @@ from receiver.signatures import Derivation
 API_KEY = "afk_test_primary_0000000000000000000000000000"
 OTHER_KEY = "afk_test_rotated_111111111111111111111111111"
 SAMPLES = Path(__file__).resolve().parents[1] / "handlers" / "samples"
-TABLES = ("tasks", "deliveries", "ledger", "jobs")
+TABLES = ("task_attempts", "tasks", "deliveries", "ledger", "jobs")
 
 
 def sample(name: str) -> bytes:
@@ -141,6 +141,8 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "database_url": database_url,
             "handlers": ["download"],
             "log_format": "json",
+            # Receiver tests look at queued tasks; worker tests switch the worker on.
+            "run_worker": False,
         }
         values.update(overrides)
         return Settings(**values)
@@ -153,8 +155,8 @@ def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[...
     """Start the app (lifespan included) with the given setting overrides."""
     clients: list[TestClient] = []
 
-    def factory(handlers: tuple[Any, ...] = (), **overrides: Any) -> TestClient:
-        client = TestClient(create_app(make_settings(**overrides), handlers=handlers))
+    def factory(registered: tuple[Any, ...] = (), **overrides: Any) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides), handlers=registered))
         client.__enter__()
         clients.append(client)
         return client

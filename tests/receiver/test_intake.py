@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import orjson
 from sqlalchemy import Engine
 
-from receiver.database import IMMEDIATE
+from receiver.database import writing
 from receiver.events import parse_body
 from receiver.intake import Arrival, Outcome, Receipt, Recorder, Subscription
 from tests.conftest import rows
@@ -33,7 +33,7 @@ def _race(db: Engine, recorder: Recorder, body: bytes, writers: int) -> list[Rec
     def write() -> None:
         try:
             barrier.wait()
-            with db.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+            with writing(db) as connection:
                 receipts.append(recorder.record(connection, arrival(body)))
         except BaseException as exc:
             errors.append(exc)
@@ -71,7 +71,7 @@ def test_racing_events_of_one_job_all_apply(db: Engine) -> None:
         body = orjson.dumps({"event": "progress", "jobId": "one-job", "progress": value})
         try:
             barrier.wait()
-            with db.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+            with writing(db) as connection:
                 recorder.record(connection, arrival(body))
         except BaseException as exc:
             errors.append(exc)
@@ -97,7 +97,7 @@ def test_batch_keeps_each_jobs_arrival_order(db: Engine) -> None:
         arrival(orjson.dumps({"event": "progress", "jobId": "z", "progress": 50})),
         arrival(orjson.dumps({"event": "progress", "jobId": "a", "progress": 5})),
     ]
-    with db.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+    with writing(db) as connection:
         receipts = recorder.record_many(connection, batch)
     assert [r.outcome for r in receipts] == [
         "accepted",
@@ -133,7 +133,7 @@ def test_rows_written_by_the_intake_read_back_through_the_models(db: Engine) -> 
         request_id="typed-1",
         header_event="progress",
     )
-    with db.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+    with writing(db) as connection:
         recorder.record(connection, mismatch)
     with Session(db) as session:
         job = session.exec(select(Job)).one()

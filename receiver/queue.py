@@ -1,0 +1,248 @@
+"""The task queue's operations on the ``tasks`` table: claim, renew, finish, release.
+
+A claim is ONE statement: ``UPDATE tasks ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED
+LIMIT n) RETURNING ...`` on PostgreSQL, so any number of workers share the table without
+coordinating (SQLite has one writer at a time; the same statement is atomic there). A claim
+takes a lease; a running task's worker renews it, and a task whose lease expired (its worker
+died or froze) is claimed again.
+
+Fencing: the attempt number is the lease's token. Every write a worker makes about its task
+says which attempt it is, and matches nothing once the task was claimed again: a worker that
+was frozen past its lease cannot overwrite the newer attempt's outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, and_, case, insert, or_, select, update
+
+from handlers import JobEvent, JobSnapshot
+from receiver.database import writing
+from receiver.models import Delivery, Job, Task, TaskAttempt, metadata
+
+__all__ = ["ClaimedTask", "TaskQueue"]
+
+_tasks = metadata.tables[Task.__tablename__]
+_attempts = metadata.tables[TaskAttempt.__tablename__]
+_deliveries = metadata.tables[Delivery.__tablename__]
+_jobs = metadata.tables[Job.__tablename__]
+
+LEASE_EXPIRED = "lease expired: the worker running it stopped renewing (killed or frozen)"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """A task this worker now holds, with what its handler needs.
+
+    ``event`` is ``None`` when the delivery's raw body is gone (pruned): nothing to run.
+    """
+
+    id: int
+    handler: str
+    attempt: int
+    started_at: datetime
+    event: JobEvent | None
+    budget_attempt: int = 0
+    """The attempt number within the retry budget (since the last replay)."""
+
+
+class TaskQueue:
+    """Task operations for one worker.
+
+    Args:
+        engine: the database.
+        worker: this worker's name (stored on claims and attempts).
+        lease_seconds: how long a claim holds without renewal.
+        max_attempts: a task whose lease expired this many times is dead, not claimed again.
+    """
+
+    def __init__(
+        self, engine: Engine, worker: str, lease_seconds: float = 30.0, max_attempts: int = 8
+    ) -> None:
+        self.engine = engine
+        self.worker = worker
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+
+    def claim(self, handlers: Collection[str], limit: int, now: datetime) -> list[ClaimedTask]:
+        """Claim up to ``limit`` due tasks for ``handlers``: terminal events first, then oldest."""
+        t = _tasks
+        due = or_(
+            and_(t.c.status == "queued", t.c.run_at <= now),
+            and_(
+                t.c.status == "running",
+                t.c.lease_expires_at < now,
+                t.c.attempts - t.c.attempt_offset < self.max_attempts,
+            ),
+        )
+        chosen = (
+            select(t.c.id)
+            .where(t.c.handler.in_(list(handlers)), due)
+            .order_by(t.c.priority, t.c.run_at, t.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claim = (
+            update(t)
+            .where(t.c.id.in_(chosen))
+            .values(
+                status="running",
+                attempts=t.c.attempts + 1,
+                lease_expires_at=now + self.lease,
+                claimed_by=self.worker,
+                updated_at=now,
+                # A reclaimed task says why its previous attempt ended.
+                last_error=case((t.c.status == "running", LEASE_EXPIRED), else_=t.c.last_error),
+            )
+            .returning(t.c.id, t.c.handler, t.c.attempts, t.c.delivery_id, t.c.attempt_offset)
+        )
+        with writing(self.engine) as connection:
+            rows = connection.execute(claim).all()
+        with self.engine.connect() as connection:
+            events = self._events(connection, [r.delivery_id for r in rows])
+        return [
+            ClaimedTask(
+                r.id,
+                r.handler,
+                r.attempts,
+                now,
+                events.get(r.delivery_id),
+                r.attempts - r.attempt_offset,
+            )
+            for r in rows
+        ]
+
+    def _events(self, connection: Any, delivery_ids: Sequence[int]) -> dict[int, JobEvent]:
+        if not delivery_ids:
+            return {}
+        d, j = _deliveries, _jobs
+        query = (
+            select(d.c.id, d.c.body, d.c.received_at, d.c.source, d.c.job_id, d.c.event, j)
+            .select_from(d.outerjoin(j, j.c.id == d.c.job_id))
+            .where(d.c.id.in_(list(set(delivery_ids))), d.c.body.is_not(None))
+        )
+        events = {}
+        for row in connection.execute(query):
+            snapshot = JobSnapshot(
+                id=row.job_id,
+                status=row.status,
+                progress=row.progress,
+                model=row.model,
+                result=row.result,
+                error=row.error,
+                credit_cost=row.credit_cost,
+                completed_at=row.completed_at,
+            )
+            events[row[0]] = JobEvent(
+                event=row.event,
+                job_id=row.job_id,
+                payload=orjson.loads(row.body),
+                delivery_id=row[0],
+                received_at=row.received_at,
+                source=row.source,
+                job=snapshot,
+            )
+        return events
+
+    def renew(self, held: Sequence[tuple[int, int]], now: datetime) -> int:
+        """Extend the leases of ``(task id, attempt)`` pairs still ours; return how many."""
+        if not held:
+            return 0
+        t = _tasks
+        statement = (
+            update(t)
+            .where(
+                t.c.status == "running",
+                or_(*(and_(t.c.id == i, t.c.attempts == a) for i, a in held)),
+            )
+            .values(lease_expires_at=now + self.lease)
+        )
+        with writing(self.engine) as connection:
+            return connection.execute(statement).rowcount
+
+    def finish(
+        self,
+        task: ClaimedTask,
+        outcome: str,
+        now: datetime,
+        error: str | None = None,
+        run_at: datetime | None = None,
+    ) -> bool:
+        """Record how an attempt ended: ``succeeded``, ``retry`` (again at ``run_at``) or
+        ``dead``. Returns False, writing nothing, if the task is no longer this attempt's."""
+        t = _tasks
+        values: dict[str, Any] = {"updated_at": now, "lease_expires_at": None}
+        if outcome == "retry":
+            values.update(status="queued", run_at=run_at, last_error=error)
+        else:
+            values.update(status=outcome, finished_at=now, last_error=error)
+        fenced = (
+            update(t)
+            .where(t.c.id == task.id, t.c.attempts == task.attempt, t.c.status == "running")
+            .values(**values)
+        )
+        record = insert(_attempts).values(
+            task_id=task.id,
+            attempt=task.attempt,
+            worker=self.worker,
+            started_at=task.started_at,
+            finished_at=now,
+            outcome=outcome,
+            error=error,
+        )
+        with writing(self.engine) as connection:
+            if connection.execute(fenced).rowcount != 1:
+                return False
+            connection.execute(record)
+        return True
+
+    def release(self, task: ClaimedTask, now: datetime) -> bool:
+        """Give a task back unrun (shutdown): queued again at once, the attempt not counted."""
+        t = _tasks
+        statement = (
+            update(t)
+            .where(t.c.id == task.id, t.c.attempts == task.attempt, t.c.status == "running")
+            .values(
+                status="queued",
+                attempts=t.c.attempts - 1,
+                run_at=now,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+        with writing(self.engine) as connection:
+            return connection.execute(statement).rowcount == 1
+
+    def bury_exhausted(self, now: datetime) -> int:
+        """Park tasks whose lease expired on their last allowed attempt as dead."""
+        t = _tasks
+        statement = (
+            update(t)
+            .where(
+                t.c.status == "running",
+                t.c.lease_expires_at < now,
+                t.c.attempts - t.c.attempt_offset >= self.max_attempts,
+            )
+            .values(
+                status="dead",
+                finished_at=now,
+                updated_at=now,
+                lease_expires_at=None,
+                last_error=LEASE_EXPIRED,
+            )
+        )
+        with writing(self.engine) as connection:
+            return connection.execute(statement).rowcount
+
+    def next_due(self, handlers: Collection[str]) -> datetime | None:
+        """When the earliest queued task for ``handlers`` becomes due (to sleep until then)."""
+        t = _tasks
+        query = select(t.c.run_at).where(t.c.status == "queued", t.c.handler.in_(list(handlers)))
+        with self.engine.connect() as connection:
+            return connection.execute(query.order_by(t.c.run_at).limit(1)).scalar()

@@ -1,0 +1,58 @@
+"""Building and running workers from settings: embedded in ``serve`` or standalone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from sqlalchemy import Engine
+
+from handlers import Handler
+from receiver.notify import Listener
+from receiver.queue import TaskQueue
+from receiver.settings import Settings
+from receiver.worker import Worker, worker_name
+
+__all__ = ["build_worker", "running_worker"]
+
+
+def build_worker(
+    engine: Engine, handlers: Sequence[Handler], settings: Settings, concurrency: int | None = None
+) -> Worker:
+    """A worker for ``handlers`` configured by ``settings``."""
+    queue = TaskQueue(
+        engine,
+        worker_name(),
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.retry_max_attempts,
+    )
+    return Worker(
+        queue,
+        handlers,
+        settings.retry_policy(),
+        concurrency=concurrency or settings.worker_concurrency,
+        poll_seconds=settings.poll_seconds,
+        timeout_seconds=settings.handler_timeout_seconds,
+        grace_seconds=settings.grace_seconds,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(worker: Worker, settings: Settings) -> AsyncIterator[Worker]:
+    """Run ``worker`` (and, on PostgreSQL, a LISTEN wake-up) for the duration of the block;
+    on exit, stop it gracefully."""
+    stop = asyncio.Event()
+    listener = (
+        None if settings.is_sqlite else Listener(settings.database_url, worker.wake_threadsafe)
+    )
+    task = asyncio.create_task(worker.run(stop))
+    if listener is not None:
+        listener.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await task
+        if listener is not None:
+            await asyncio.get_running_loop().run_in_executor(None, listener.stop)

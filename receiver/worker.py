@@ -1,0 +1,253 @@
+"""The worker: claims tasks, runs handlers, records outcomes, keeps its leases alive.
+
+Each handler run is isolated: its own asyncio task with a timeout, so one slow or failing
+handler never blocks another, nor the receiver when the worker is embedded in ``serve``. A new
+task starts without waiting for a poll: the receiver wakes an embedded worker after each commit
+that queued something, and PostgreSQL's LISTEN/NOTIFY wakes workers in other processes
+(``receiver.notify``). Polling (``poll_seconds``) is only the fallback.
+
+Stopping: no new claims; running handlers get ``grace_seconds`` to finish; what is still
+running then is cancelled and released (queued again, the attempt not counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from handlers import Handler, HandlerContext, PermanentFailure, RetryLater
+from receiver.logs import get_logger
+from receiver.queue import ClaimedTask, TaskQueue
+from receiver.retry import RetryPolicy
+
+__all__ = ["Worker", "worker_name"]
+
+_log = get_logger("framehook.worker")
+DEFAULT_TIMEOUT_SECONDS = 300.0
+
+
+def worker_name() -> str:
+    """``host:pid``: enough to find the process that holds a task."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Worker:
+    """Runs the tasks of ``handlers`` from ``queue``.
+
+    Args:
+        queue: task operations (carries the engine, worker name and lease length).
+        handlers: the loaded handlers; only their tasks are claimed.
+        policy: when failed attempts run again.
+        concurrency: handler runs at once.
+        poll_seconds: longest sleep without a wake-up.
+        timeout_seconds: default per-run timeout (a handler's ``timeout`` attribute wins).
+        grace_seconds: how long running handlers may finish after a stop.
+    """
+
+    def __init__(
+        self,
+        queue: TaskQueue,
+        handlers: Sequence[Handler],
+        policy: RetryPolicy,
+        *,
+        concurrency: int = 8,
+        poll_seconds: float = 1.0,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        grace_seconds: float = 25.0,
+    ) -> None:
+        self.queue = queue
+        self.handlers = {h.name: h for h in handlers}
+        self.policy = policy
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.timeout_seconds = timeout_seconds
+        self.grace_seconds = grace_seconds
+        self._wake = asyncio.Event()
+        self._running: dict[int, tuple[ClaimedTask, asyncio.Task[None]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Look for new tasks now (call from the worker's event loop)."""
+        self._wake.set()
+
+    def wake_threadsafe(self) -> None:
+        """Look for new tasks now (call from any thread)."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then stop gracefully."""
+        self._loop = asyncio.get_running_loop()
+        if not self.handlers:
+            await stop.wait()
+            return
+        _log.info("worker started", worker=self.queue.worker, handlers=sorted(self.handlers))
+        renewer = asyncio.create_task(self._renew_leases(stop))
+        try:
+            while not stop.is_set():
+                # Cleared before looking, never after: a wake-up that arrives while we look
+                # (a task finished, a commit) must still cut the next sleep short.
+                self._wake.clear()
+                claimed = await self._claim()
+                for task in claimed:
+                    self._start(task)
+                if claimed and len(self._running) < self.concurrency:
+                    continue  # there may be more due right now
+                await self._sleep(stop)
+        finally:
+            await self._shutdown()
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _claim(self) -> list[ClaimedTask]:
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            return []
+        try:
+            return await anyio.to_thread.run_sync(
+                self.queue.claim, list(self.handlers), free, _now()
+            )
+        except Exception as exc:
+            # The database is away: keep the process alive and try again after a pause.
+            _log.warning("claiming tasks failed", error=_describe(exc))
+            return []
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        timeout = self.poll_seconds
+        if len(self._running) < self.concurrency:
+            with contextlib.suppress(Exception):
+                due = await anyio.to_thread.run_sync(self.queue.next_due, list(self.handlers))
+                if due is not None:
+                    timeout = min(timeout, max(0.0, (due - _now()).total_seconds()))
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        _done, pending = await asyncio.wait(
+            waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in pending:
+            waiter.cancel()
+
+    def _start(self, task: ClaimedTask) -> None:
+        run = asyncio.create_task(self._execute(task), name=f"framehook-task-{task.id}")
+        self._running[task.id] = (task, run)
+        run.add_done_callback(lambda _: self._finished(task.id))
+
+    def _finished(self, task_id: int) -> None:
+        self._running.pop(task_id, None)
+        # A slot is free: there may be tasks waiting for it.
+        self._wake.set()
+
+    async def _execute(self, task: ClaimedTask) -> None:
+        handler = self.handlers[task.handler]
+        log = _log.bind(task_id=task.id, handler=task.handler, attempt=task.attempt)
+        if task.event is None:
+            await self._record(task, "dead", "the delivery's raw body is gone (pruned)", log)
+            return
+        log = log.bind(job_id=task.event.job_id, webhook_event=task.event.event)
+        context = HandlerContext(task_id=task.id, attempt=task.attempt, log=log)
+        timeout = float(getattr(handler, "timeout", None) or self.timeout_seconds)
+        started = asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(handler(task.event, context), timeout)
+        except RetryLater as signal:
+            await self._retry(task, f"retry requested: {signal.reason}", log, signal.delay)
+        except PermanentFailure as signal:
+            await self._record(task, "dead", f"permanent failure: {signal.reason}", log)
+        except TimeoutError:
+            await self._retry(task, f"timed out after {timeout:g} s", log)
+        except asyncio.CancelledError:
+            raise  # stopping: _shutdown releases the task
+        except Exception as exc:
+            await self._retry(task, _describe(exc), log, exc_info=exc)
+        else:
+            ms = round((asyncio.get_running_loop().time() - started) * 1000, 2)
+            await self._record(task, "succeeded", None, log, ms=ms)
+
+    async def _retry(
+        self,
+        task: ClaimedTask,
+        error: str,
+        log: Any,
+        delay: float | None = None,
+        exc_info: BaseException | None = None,
+    ) -> None:
+        decision = self.policy.decide(task.budget_attempt, _now(), delay)
+        if decision.gives_up:
+            note = f"{error} (attempt {task.budget_attempt}, giving up)"
+            await self._record(task, "dead", note, log)
+            return
+        await self._record(task, "retry", error, log, run_at=decision.run_at, exc_info=exc_info)
+
+    async def _record(
+        self,
+        task: ClaimedTask,
+        outcome: str,
+        error: str | None,
+        log: Any,
+        run_at: datetime | None = None,
+        exc_info: BaseException | None = None,
+        ms: float | None = None,
+    ) -> None:
+        kept = await anyio.to_thread.run_sync(
+            lambda: self.queue.finish(task, outcome, _now(), error, run_at)
+        )
+        if not kept:
+            log.warning(
+                "task outcome discarded: the task was claimed again meanwhile", outcome=outcome
+            )
+            return
+        level = log.info if outcome == "succeeded" else log.warning
+        level(
+            "task",
+            outcome=outcome,
+            error=error,
+            retry_at=None if run_at is None else run_at.isoformat(),
+            ms=ms,
+            exc_info=exc_info if outcome == "retry" and exc_info is not None else None,
+        )
+
+    async def _renew_leases(self, stop: asyncio.Event) -> None:
+        interval = max(0.5, self.queue.lease.total_seconds() / 3)
+        while True:
+            await asyncio.sleep(interval)
+            held = [(t.id, t.attempt) for t, _ in self._running.values()]
+            if held:
+                with contextlib.suppress(Exception):
+                    await anyio.to_thread.run_sync(self.queue.renew, held, _now())
+            with contextlib.suppress(Exception):
+                buried = await anyio.to_thread.run_sync(self.queue.bury_exhausted, _now())
+                if buried:
+                    _log.warning("tasks parked as dead after repeated lease expiry", count=buried)
+
+    async def _shutdown(self) -> None:
+        if not self._running:
+            return
+        _log.info("worker stopping", running=len(self._running), grace_seconds=self.grace_seconds)
+        runs = [run for _, run in self._running.values()]
+        _done, late = await asyncio.wait(runs, timeout=self.grace_seconds)
+        leftovers = [task for task, run in list(self._running.values()) if run in late]
+        for run in late:
+            run.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        for task in leftovers:
+            with contextlib.suppress(Exception):
+                await anyio.to_thread.run_sync(self.queue.release, task, _now())
+        if leftovers:
+            _log.warning("released unfinished tasks", count=len(leftovers))
