@@ -20,7 +20,7 @@ from receiver.intake import Arrival, Receipt, Recorder
 from receiver.logs import get_logger
 from receiver.registry import load_handlers, subscriptions_for
 from receiver.responses import exception_handlers
-from receiver.runner import build_worker, running_worker
+from receiver.runner import build_worker, http_client, running_worker
 from receiver.schema import current_revision, head_revision, upgrade
 from receiver.settings import Settings
 from receiver.signatures import Verifier
@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             await committer.start(engine)
             async with contextlib.AsyncExitStack() as stack:
                 if settings.run_worker:
-                    worker = build_worker(engine, loaded, settings)
+                    worker = build_worker(engine, loaded, settings, http_client())
                     woken.append(worker.wake)
                     await stack.enter_async_context(running_worker(worker, settings))
                     app.state.worker = worker

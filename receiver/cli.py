@@ -11,6 +11,7 @@ from rich.console import Console
 
 from receiver.errors import FramehookError
 from receiver.settings import Settings
+from storage import StorageError, from_url
 
 __all__ = ["app", "main"]
 
@@ -89,8 +90,9 @@ def serve(
     configure_logging(settings.resolved_log_format(), settings.log_level)
     try:
         normalize_url(settings.database_url)
+        from_url(settings.storage_url)
         asgi = create_app(settings)
-    except FramehookError as exc:
+    except (FramehookError, StorageError) as exc:
         raise _fail(str(exc)) from None
     # Everything alive now (modules, models, settings) lives as long as the process: keep it
     # out of the cyclic GC's full collections, whose pauses otherwise set the tail latency
@@ -133,8 +135,9 @@ def worker_command(
     )
     configure_logging(settings.resolved_log_format(), settings.log_level)
     try:
+        from_url(settings.storage_url)
         asyncio.run(run_worker_process(settings))
-    except FramehookError as exc:
+    except (FramehookError, StorageError) as exc:
         raise _fail(str(exc)) from None
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
+import httpx
 from sqlalchemy import Engine
 
 from handlers import Handler
@@ -13,14 +14,32 @@ from receiver.notify import Listener
 from receiver.queue import TaskQueue
 from receiver.settings import Settings
 from receiver.worker import Worker, worker_name
+from storage import from_url
 
-__all__ = ["build_worker", "running_worker"]
+__all__ = ["build_worker", "http_client", "running_worker"]
+
+
+def http_client() -> httpx.AsyncClient:
+    """The client handlers share: bounded timeouts, no redirects followed, no compression."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0),
+        follow_redirects=False,
+        headers={"Accept-Encoding": "identity", "User-Agent": "framehook"},
+    )
 
 
 def build_worker(
-    engine: Engine, handlers: Sequence[Handler], settings: Settings, concurrency: int | None = None
+    engine: Engine,
+    handlers: Sequence[Handler],
+    settings: Settings,
+    http: httpx.AsyncClient,
+    concurrency: int | None = None,
 ) -> Worker:
-    """A worker for ``handlers`` configured by ``settings``."""
+    """A worker for ``handlers`` configured by ``settings``.
+
+    Raises:
+        StorageError: ``FRAMEHOOK_STORAGE_URL`` names no usable backend.
+    """
     queue = TaskQueue(
         engine,
         worker_name(),
@@ -31,6 +50,8 @@ def build_worker(
         queue,
         handlers,
         settings.retry_policy(),
+        from_url(settings.storage_url),
+        http,
         concurrency=concurrency or settings.worker_concurrency,
         poll_seconds=settings.poll_seconds,
         timeout_seconds=settings.handler_timeout_seconds,
@@ -56,3 +77,4 @@ async def running_worker(worker: Worker, settings: Settings) -> AsyncIterator[Wo
         await task
         if listener is not None:
             await asyncio.get_running_loop().run_in_executor(None, listener.stop)
+        await worker.http.aclose()

@@ -11,7 +11,7 @@ from receiver.app import prepare_schema
 from receiver.database import create_db_engine
 from receiver.logs import get_logger
 from receiver.registry import load_handlers
-from receiver.runner import build_worker, running_worker
+from receiver.runner import build_worker, http_client, running_worker
 from receiver.settings import Settings
 
 __all__ = ["run_worker_process"]
@@ -34,7 +34,7 @@ async def run_worker_process(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         await anyio.to_thread.run_sync(prepare_schema, engine, settings)
-        worker = build_worker(engine, handlers, settings)
+        worker = build_worker(engine, handlers, settings, http_client())
         async with running_worker(worker, settings):
             await stop.wait()
             _log.info("stop requested")

@@ -21,11 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import httpx
 
 from handlers import Handler, HandlerContext, PermanentFailure, RetryLater
 from receiver.logs import get_logger
 from receiver.queue import ClaimedTask, TaskQueue
 from receiver.retry import RetryPolicy
+from storage import Storage
 
 __all__ = ["Worker", "worker_name"]
 
@@ -54,6 +56,8 @@ class Worker:
         queue: task operations (carries the engine, worker name and lease length).
         handlers: the loaded handlers; only their tasks are claimed.
         policy: when failed attempts run again.
+        storage: the asset store handlers get.
+        http: the HTTP client handlers get (owned by the caller).
         concurrency: handler runs at once.
         poll_seconds: longest sleep without a wake-up.
         timeout_seconds: default per-run timeout (a handler's ``timeout`` attribute wins).
@@ -65,6 +69,8 @@ class Worker:
         queue: TaskQueue,
         handlers: Sequence[Handler],
         policy: RetryPolicy,
+        storage: Storage,
+        http: httpx.AsyncClient,
         *,
         concurrency: int = 8,
         poll_seconds: float = 1.0,
@@ -74,6 +80,8 @@ class Worker:
         self.queue = queue
         self.handlers = {h.name: h for h in handlers}
         self.policy = policy
+        self.storage = storage
+        self.http = http
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.timeout_seconds = timeout_seconds
@@ -161,7 +169,9 @@ class Worker:
             await self._record(task, "dead", "the delivery's raw body is gone (pruned)", log)
             return
         log = log.bind(job_id=task.event.job_id, webhook_event=task.event.event)
-        context = HandlerContext(task_id=task.id, attempt=task.attempt, log=log)
+        context = HandlerContext(
+            task_id=task.id, attempt=task.attempt, log=log, storage=self.storage, http=self.http
+        )
         timeout = float(getattr(handler, "timeout", None) or self.timeout_seconds)
         started = asyncio.get_running_loop().time()
         try:

@@ -1,3 +1,20 @@
-"""Asset storage backends, chosen by URL scheme."""
+"""Asset storage: a small async Protocol and backends chosen by URL scheme."""
 
-__all__: list[str] = []
+from storage._errors import InvalidKey, ObjectNotFound, StorageError, UnknownScheme
+from storage._protocol import Storage, StoredObject
+from storage._registry import from_url, register_scheme
+from storage.local import LocalStorage
+from storage.memory import MemoryStorage
+
+__all__ = [
+    "InvalidKey",
+    "LocalStorage",
+    "MemoryStorage",
+    "ObjectNotFound",
+    "Storage",
+    "StorageError",
+    "StoredObject",
+    "UnknownScheme",
+    "from_url",
+    "register_scheme",
+]

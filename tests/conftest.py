@@ -143,6 +143,7 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "log_format": "json",
             # Receiver tests look at queued tasks; worker tests switch the worker on.
             "run_worker": False,
+            "storage_url": "memory://",
         }
         values.update(overrides)
         return Settings(**values)

@@ -40,6 +40,7 @@ def test_blank_api_key_counts_as_none(tmp_path: Path) -> None:
         ({"FRAMEHOOK_HANDLERS": "no-such-handler"}, 'handler "no-such-handler" not found'),
         ({"FRAMEHOOK_HANDLERS": "tests.nowhere:Handler"}, 'module "tests.nowhere" not found'),
         ({"FRAMEHOOK_HANDLERS": "download,download"}, 'two handlers are named "download"'),
+        ({"FRAMEHOOK_STORAGE_URL": "nosuch://bucket"}, "no storage backend for nosuch://"),
     ],
 )
 def test_bad_configuration_fails_start_up_with_its_name(
@@ -119,3 +120,41 @@ def test_proxy_headers_only_when_asked(
         server.stop()
     db = sqlite3.connect(tmp_path / "framehook-data" / "framehook.db")
     assert db.execute("SELECT remote_addr FROM deliveries").fetchall() == [(expected,)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "exactly one of --task ID, --job ID or --dead"),
+        (["--task", "1", "--dead"], "exactly one of"),
+        (["--task", "1", "--handler", "download"], "--handler goes with --job or --dead"),
+    ],
+)
+def test_replay_needs_exactly_one_target(tmp_path: Path, args: list[str], message: str) -> None:
+    """`framehook replay` says what it needs instead of guessing."""
+    result = run_cli(["replay", *args], framehook_env(), tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_replay_dead_and_unknown_task(tmp_path: Path) -> None:
+    """--dead on an empty queue re-queues 0; an unknown --task is exit 1 with a reason."""
+    url = f"sqlite:///{tmp_path / 'fh.db'}"
+    assert (
+        run_cli(["db", "upgrade", "--database-url", url], framehook_env(), tmp_path).returncode == 0
+    )
+    dead = run_cli(["replay", "--dead", "--database-url", url], framehook_env(), tmp_path)
+    assert (dead.returncode, "re-queued 0 tasks" in dead.stderr) == (0, True)
+    missing = run_cli(["replay", "--task", "42", "--database-url", url], framehook_env(), tmp_path)
+    assert missing.returncode == 1
+    assert "task 42 not re-queued" in missing.stderr
+
+
+def test_worker_command_refuses_an_unloadable_handler(tmp_path: Path) -> None:
+    """`framehook worker` fails start-up, with the handler's name, when it cannot load it."""
+    env = framehook_env(
+        FRAMEHOOK_HANDLERS="nope", FRAMEHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/x.db"
+    )
+    result = run_cli(["worker"], env, tmp_path)
+    assert result.returncode == 2
+    assert 'handler "nope" not found' in result.stderr

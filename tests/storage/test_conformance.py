@@ -1,0 +1,186 @@
+"""One behaviour for every storage backend: the conformance suite (memory, local)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from storage import (
+    InvalidKey,
+    LocalStorage,
+    MemoryStorage,
+    ObjectNotFound,
+    Storage,
+    StorageError,
+    UnknownScheme,
+    from_url,
+    register_scheme,
+)
+
+
+@pytest.fixture(params=["memory", "local"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    """Each backend, empty."""
+    if request.param == "memory":
+        return MemoryStorage("test")
+    return LocalStorage(tmp_path / "assets")
+
+
+async def stream(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def read(store: Storage, key: str) -> bytes:
+    return b"".join([chunk async for chunk in store.open(key)])
+
+
+def run(coro: Callable[[], object]) -> object:
+    return anyio.run(coro)  # type: ignore[arg-type]
+
+
+def test_put_then_read_back_with_size_and_checksum(store: Storage) -> None:
+    """A streamed put is stored whole; size and SHA-256 describe the bytes."""
+    data = [os.urandom(1000), os.urandom(70_000), b""]
+
+    async def scenario() -> None:
+        stored = await store.put("job-1/image-1.png", stream(*data), "image/png")
+        whole = b"".join(data)
+        assert (stored.key, stored.size, stored.content_type) == (
+            "job-1/image-1.png",
+            len(whole),
+            "image/png",
+        )
+        assert stored.sha256 == hashlib.sha256(whole).hexdigest()
+        assert stored.uri == store.uri("job-1/image-1.png")
+        assert await store.exists("job-1/image-1.png")
+        assert await read(store, "job-1/image-1.png") == whole
+
+    run(scenario)
+
+
+def test_overwrite_and_delete(store: Storage) -> None:
+    """A second put replaces the object; delete removes it; deleting nothing is fine."""
+
+    async def scenario() -> None:
+        await store.put("a/b.txt", stream(b"one"))
+        await store.put("a/b.txt", stream(b"two"))
+        assert await read(store, "a/b.txt") == b"two"
+        await store.delete("a/b.txt")
+        assert not await store.exists("a/b.txt")
+        await store.delete("a/b.txt")
+
+    run(scenario)
+
+
+def test_missing_object_raises_object_not_found(store: Storage) -> None:
+    """Opening a key with nothing under it is ObjectNotFound."""
+
+    async def scenario() -> None:
+        with pytest.raises(ObjectNotFound):
+            await read(store, "nope/none.bin")
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    "key", ["", "/etc/passwd", "../escape.txt", "a/../../b", "a\\b", "a\x00b", "."]
+)
+def test_keys_can_never_escape_the_store(store: Storage, key: str) -> None:
+    """Absolute, parent-relative, backslash or NUL keys are refused before any write."""
+
+    async def scenario() -> None:
+        with pytest.raises(InvalidKey):
+            await store.put(key, stream(b"x"))
+
+    run(scenario)
+
+
+def test_redundant_key_parts_are_normalised(store: Storage) -> None:
+    """ "a//b" and "a/./b" name the same object as "a/b" (still inside the store)."""
+
+    async def scenario() -> None:
+        stored = await store.put("a/./b//c.bin", stream(b"x"))
+        assert stored.key == "a/b/c.bin"
+        assert await read(store, "a/b/c.bin") == b"x"
+
+    run(scenario)
+
+
+def test_a_failed_stream_leaves_nothing_under_the_key(store: Storage) -> None:
+    """If the source dies mid-stream, no partial object is visible (and an old one survives)."""
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"partial data"
+        raise ConnectionError("source went away")
+
+    async def scenario() -> None:
+        await store.put("k/old.bin", stream(b"old"))
+        with pytest.raises(ConnectionError):
+            await store.put("k/new.bin", broken())
+        with pytest.raises(ConnectionError):
+            await store.put("k/old.bin", broken())
+        assert not await store.exists("k/new.bin")
+        assert await read(store, "k/old.bin") == b"old"
+
+    run(scenario)
+
+
+def test_local_store_leaves_no_temporary_files(tmp_path: Path) -> None:
+    """After puts, successful or not, only final files are in the directory."""
+    store = LocalStorage(tmp_path)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"x"
+        raise ConnectionError
+
+    async def scenario() -> None:
+        await store.put("d/f.bin", stream(b"ok"))
+        with pytest.raises(ConnectionError):
+            await store.put("d/g.bin", broken())
+
+    run(scenario)
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f.bin"]
+
+
+def test_local_store_refuses_a_symlink_out_of_its_root(tmp_path: Path) -> None:
+    """A directory symlinked outside the root cannot be written through."""
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    store = LocalStorage(root)
+
+    async def scenario() -> None:
+        with pytest.raises(StorageError):
+            await store.put("link/file.bin", stream(b"x"))
+
+    run(scenario)
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("framehook-data/assets", LocalStorage),
+        ("file:///tmp/fh-assets", LocalStorage),
+        ("memory://", MemoryStorage),
+    ],
+)
+def test_from_url_chooses_the_backend_by_scheme(url: str, kind: type) -> None:
+    """Paths and file:// are local, memory:// is in memory."""
+    assert isinstance(from_url(url), kind)
+
+
+def test_unknown_scheme_and_duplicate_registration_are_errors() -> None:
+    """An unregistered scheme names itself; registering a taken scheme is refused."""
+    with pytest.raises(UnknownScheme, match="nosuch://"):
+        from_url("nosuch://bucket/prefix")
+    with pytest.raises(StorageError, match="already registered"):
+        register_scheme("memory", lambda url: MemoryStorage())
