@@ -54,14 +54,14 @@ def enqueue(engine: Engine, count: int) -> None:
 
 
 def start_worker(url: str, runs: Path, tmp_path: Path, **extra: str) -> subprocess.Popen[bytes]:
-    env = framehook_env(
-        FRAMEHOOK_DATABASE_URL=url,
-        FRAMEHOOK_HANDLERS="tests.plugins:FileLogged",
-        FRAMEHOOK_TEST_RUNS=str(runs),
-        FRAMEHOOK_POLL_SECONDS="0.5",
-        PYTHONPATH=str(ROOT),
-        **extra,
-    )
+    settings = {
+        "FRAMEHOOK_DATABASE_URL": url,
+        "FRAMEHOOK_HANDLERS": "tests.plugins:FileLogged",
+        "FRAMEHOOK_TEST_RUNS": str(runs),
+        "FRAMEHOOK_POLL_SECONDS": "0.5",
+        "PYTHONPATH": str(ROOT),
+    }
+    env = framehook_env(**{**settings, **extra})
     # The child keeps its own descriptor; ours is closed at once.
     with (tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log").open("wb") as log:
         return subprocess.Popen(
@@ -136,3 +136,21 @@ def test_a_killed_workers_task_is_reclaimed_after_its_lease(
     (line,) = runs.read_text().splitlines()
     assert line.split()[1] == "2"  # the second attempt did the work, once
     assert count(engine, "SELECT attempts FROM tasks") == 2
+
+
+def test_notify_wakes_a_worker_in_another_process(
+    queue_db: tuple[str, Engine], tmp_path: Path
+) -> None:
+    """With a 30 s poll, a task queued after the worker started runs within seconds: NOTIFY."""
+    url, engine = queue_db
+    runs = tmp_path / "runs.txt"
+    worker = start_worker(url, runs, tmp_path, FRAMEHOOK_POLL_SECONDS="30")
+    try:
+        time.sleep(3)  # started, listening, and into its 30 s sleep
+        queued = time.monotonic()
+        enqueue(engine, 1)
+        wait_for(engine, "SELECT count(*) FROM tasks WHERE status = 'succeeded'", 1, 10)
+        assert time.monotonic() - queued < 3
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
