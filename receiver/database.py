@@ -4,7 +4,7 @@ SQLite: WAL with ``synchronous=FULL`` (a committed event survives a power loss, 
 crash), a busy timeout, and transactions that say ``BEGIN IMMEDIATE`` when they will write, so
 two writers queue on the lock instead of failing on a read-to-write upgrade.
 PostgreSQL (psycopg 3): ``synchronous_commit`` forced on for our sessions, whatever the server
-default, and pre-ping so a restarted server costs one failed request, not a dead pool.
+default; a restarted server costs the failed statement, not a dead pool (see below).
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ def _postgres_engine(url: URL, pool_size: int) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=4,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout on every hot path. A connection the
+        # server dropped fails its first statement, SQLAlchemy invalidates it, and the caller
+        # (intake: 503, Apiframe retries; worker: next loop) retries on a fresh one.
         connect_args={"connect_timeout": 5, "application_name": "framehook"},
     )
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import socket
+from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -88,6 +89,11 @@ class Worker:
         self.grace_seconds = grace_seconds
         self._wake = asyncio.Event()
         self._running: dict[int, tuple[ClaimedTask, asyncio.Task[None]]] = {}
+        # Claimed ahead (held under lease like running ones) so a freed slot starts a task at
+        # once and a claim, which costs a commit, fetches many: claims are sequential, and one
+        # task per claim would cap the worker at one commit's rate.
+        self._ready: deque[ClaimedTask] = deque()
+        self.prefetch = concurrency
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
@@ -113,10 +119,11 @@ class Worker:
                 # Cleared before looking, never after: a wake-up that arrives while we look
                 # (a task finished, a commit) must still cut the next sleep short.
                 self._wake.clear()
-                claimed = await self._claim()
-                for task in claimed:
-                    self._start(task)
-                if claimed and len(self._running) < self.concurrency:
+                wanted = self._room()
+                claimed = await self._claim(wanted)
+                self._ready.extend(claimed)
+                self._fill()
+                if claimed and len(claimed) == wanted:
                     continue  # there may be more due right now
                 await self._sleep(stop)
         finally:
@@ -125,13 +132,20 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
 
-    async def _claim(self) -> list[ClaimedTask]:
-        free = self.concurrency - len(self._running)
-        if free <= 0:
+    def _room(self) -> int:
+        """How many tasks to claim now: the free slots plus room in the ready buffer."""
+        return self.concurrency - len(self._running) + self.prefetch - len(self._ready)
+
+    def _fill(self) -> None:
+        while self._ready and len(self._running) < self.concurrency:
+            self._start(self._ready.popleft())
+
+    async def _claim(self, wanted: int) -> list[ClaimedTask]:
+        if wanted <= 0:
             return []
         try:
             return await anyio.to_thread.run_sync(
-                self.queue.claim, list(self.handlers), free, _now()
+                self.queue.claim, list(self.handlers), wanted, _now()
             )
         except Exception as exc:
             # The database is away: keep the process alive and try again after a pause.
@@ -140,7 +154,7 @@ class Worker:
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         timeout = self.poll_seconds
-        if len(self._running) < self.concurrency:
+        if self._room() > 0:
             with contextlib.suppress(Exception):
                 due = await anyio.to_thread.run_sync(self.queue.next_due, list(self.handlers))
                 if due is not None:
@@ -159,7 +173,8 @@ class Worker:
 
     def _finished(self, task_id: int) -> None:
         self._running.pop(task_id, None)
-        # A slot is free: there may be tasks waiting for it.
+        # A slot is free: start a claimed task in it now; the loop refills the buffer.
+        self._fill()
         self._wake.set()
 
     async def _execute(self, task: ClaimedTask) -> None:
@@ -234,10 +249,12 @@ class Worker:
         )
 
     async def _renew_leases(self, stop: asyncio.Event) -> None:
+        # Renew ours, and reclaim others' expired leases, three times per lease length.
         interval = max(0.5, self.queue.lease.total_seconds() / 3)
         while True:
             await asyncio.sleep(interval)
             held = [(t.id, t.attempt) for t, _ in self._running.values()]
+            held += [(t.id, t.attempt) for t in self._ready]
             if held:
                 with contextlib.suppress(Exception):
                     await anyio.to_thread.run_sync(self.queue.renew, held, _now())
@@ -245,8 +262,20 @@ class Worker:
                 buried = await anyio.to_thread.run_sync(self.queue.bury_exhausted, _now())
                 if buried:
                     _log.warning("tasks parked as dead after repeated lease expiry", count=buried)
+                back = await anyio.to_thread.run_sync(
+                    self.queue.reclaim_expired, list(self.handlers), _now()
+                )
+                if back:
+                    _log.warning("tasks queued again after their lease expired", count=back)
+                    self._wake.set()
 
     async def _shutdown(self) -> None:
+        # Claimed but not started: back to the queue at once, for other workers.
+        unstarted = list(self._ready)
+        self._ready.clear()
+        for task in unstarted:
+            with contextlib.suppress(Exception):
+                await anyio.to_thread.run_sync(self.queue.release, task, _now())
         if not self._running:
             return
         _log.info("worker stopping", running=len(self._running), grace_seconds=self.grace_seconds)

@@ -199,6 +199,8 @@ def test_expired_lease_is_reclaimed_and_the_late_worker_is_fenced(db: Engine) ->
     (first,) = frozen.claim(["r"], 5, now)
     assert rescuer.claim(["r"], 5, now) == []  # the lease holds
     later = datetime.fromtimestamp(now.timestamp() + 2, UTC)
+    assert rescuer.reclaim_expired(["r"], now) == 0  # not expired yet
+    assert rescuer.reclaim_expired(["r"], later) == 1
     (second,) = rescuer.claim(["r"], 5, later)
     assert (second.id, second.attempt) == (first.id, 2)
     assert frozen.renew([(first.id, first.attempt)], later) == 0

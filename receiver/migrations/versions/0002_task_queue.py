@@ -33,6 +33,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_task_attempts_task_id"), ["task_id"], unique=False)
 
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_index("ix_tasks_claim")
+        batch_op.create_index(
+            "ix_tasks_claim",
+            ["priority", "run_at", "id"],
+            unique=False,
+            postgresql_where=sa.text("status = 'queued'"),
+            sqlite_where=sa.text("status = 'queued'"),
+        )
+        batch_op.create_index(
+            "ix_tasks_leases",
+            ["lease_expires_at"],
+            unique=False,
+            postgresql_where=sa.text("status = 'running'"),
+            sqlite_where=sa.text("status = 'running'"),
+        )
         batch_op.add_column(sa.Column("claimed_by", sa.String(length=100), nullable=True))
         batch_op.add_column(
             sa.Column("attempt_offset", sa.Integer(), nullable=False, server_default="0")
@@ -42,6 +57,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_index("ix_tasks_leases")
+        batch_op.drop_index("ix_tasks_claim")
+        batch_op.create_index("ix_tasks_claim", ["status", "priority", "run_at"], unique=False)
         batch_op.drop_column("finished_at")
         batch_op.drop_column("attempt_offset")
         batch_op.drop_column("claimed_by")

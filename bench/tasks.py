@@ -1,0 +1,833 @@
+"""Task queue: claim/complete throughput on PostgreSQL, and dispatch latency.
+
+Part 1, throughput. A scratch PostgreSQL database is filled with ``--tasks`` queued tasks for a
+no-op handler, recorded through framehook's own intake, and copied. framehook's ``Worker``
+drains one copy; a bare psycopg 3 ``FOR UPDATE SKIP LOCKED`` loop with the same concurrency
+drains the other. Each side runs in a child process pinned to the same CPU. Prints tasks/s and
+the ratio framehook/bare. Target: ratio >= 0.5.
+
+Part 2, dispatch latency: the time from the receiver's 202 to the handler's start, for signed
+``completed`` events posted one at a time. Setups: ``framehook serve`` with its embedded
+worker on SQLite and on PostgreSQL (target p50 <= 20 ms), and ``framehook serve --no-worker``
+plus one ``framehook worker`` on PostgreSQL (target p50 <= 100 ms). Polling is set to 5 s, so
+a fast start can only come from a wake-up.
+
+Exit status: 0 when the run is sound, whether or not the targets are met (it is a measurement);
+1 when it is broken: a server or child did not start or failed, tasks were not all drained in
+time, a handler start is missing; 2 for unusable arguments.
+
+Usage::
+
+    .venv/bin/python bench/tasks.py [--tasks 20000] [--concurrency 8] [--events 200]
+        [--json PATH] [--skip-latency] [--skip-throughput]
+"""
+
+# Imports follow the sys.path entry below, which they need.
+# ruff: noqa: E402
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run as ``python bench/tasks.py``: make the ``bench`` package (bench/ack.py's helpers) importable.
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from bench.ack import (
+    CpuPlan,
+    Server,
+    ServerFailed,
+    _clean_environment,
+    _percentile,
+    _terminate,
+    free_port,
+    plan_cpus,
+)
+from bench.latency_handler import STARTS_ENV
+from handlers import HandlerContext, JobEvent
+from receiver import sign
+from receiver.database import normalize_url
+
+ROUTE = "/webhooks/apiframe"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+TARGET_RATIO = 0.5
+TARGET_ONE_PROCESS_P50_MS = 20.0
+TARGET_ACROSS_PROCESSES_P50_MS = 100.0
+HANDLER = "noop"
+FILL_BATCH = 250
+# The counter's period in the framehook child, and so the resolution of its end time.
+COUNT_PERIOD_S = 0.05
+# Unmeasured events first, through the whole path: they open the pools and connections, and
+# prove the wake-ups work, before anything is timed.
+WARMUP_EVENTS = 5
+SEND_PAUSE_S = 0.02
+# A handler start this long after the last 202 is missing (the poll alone would find it in 5 s).
+STARTS_TIMEOUT_S = 30.0
+
+CLAIM_SQL = (
+    "UPDATE tasks SET status = 'running' WHERE id = (SELECT id FROM tasks WHERE status = 'queued'"
+    " ORDER BY priority, run_at, id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id"
+)
+COMPLETE_SQL = "UPDATE tasks SET status = 'succeeded' WHERE id = %s"
+COUNT_SQL = "SELECT count(*) FROM tasks WHERE status = 'succeeded'"
+
+
+# --------------------------------------------------------------------------- scratch databases
+
+
+def postgres_server_url() -> str:
+    """The server to make scratch databases on: ``FRAMEHOOK_TEST_POSTGRES_URL`` or the local."""
+    return os.environ.get("FRAMEHOOK_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+
+
+class ScratchDatabases:
+    """Databases of this run's own on one PostgreSQL server; ``drop_all`` removes every one."""
+
+    def __init__(self, server_url: str) -> None:
+        # postgresql:// for libpq and framehook alike, whatever form the setting used.
+        self.server = normalize_url(server_url).set(drivername="postgresql")
+        self.names: list[str] = []
+
+    def url(self, name: str) -> str:
+        """The URL of database ``name`` (psycopg and framehook both take it)."""
+        return self.server.set(database=name).render_as_string(hide_password=False)
+
+    def admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            self.url(self.server.database or "postgres"), autocommit=True, connect_timeout=5
+        )
+
+    def check(self) -> None:
+        """Raise whatever psycopg raises if the server is not reachable."""
+        with self.admin() as connection:
+            connection.execute("SELECT 1")
+
+    def create(self, template: str | None = None) -> str:
+        """A new empty database (or a copy of ``template``); returns its name."""
+        name = f"framehook_bench_{secrets.token_hex(6)}"
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        # Recorded before it exists, so a database half-made by an interrupt is dropped too.
+        self.names.append(name)
+        with self.admin() as connection:
+            for attempt in range(20):
+                try:
+                    connection.execute(statement)
+                    break
+                except psycopg.errors.ObjectInUse:
+                    # An autovacuum worker can be on the template for a moment: wait it out.
+                    if attempt == 19:
+                        raise
+                    time.sleep(0.5)
+        return name
+
+    def drop_all(self) -> list[str]:
+        """Drop every database made here; returns the problems (empty when all went)."""
+        problems = []
+        for name in reversed(self.names):
+            try:
+                with self.admin() as connection:
+                    # FORCE: a child killed mid-run may leave a session behind.
+                    connection.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                            sql.Identifier(name)
+                        )
+                    )
+            except psycopg.Error as exc:
+                problems.append(f"could not drop scratch database {name}: {exc}")
+        self.names.clear()
+        return problems
+
+
+def completed_body(job_id: str) -> bytes:
+    """A ``completed`` event as Apiframe sends it, for ``job_id``."""
+    payload = {
+        "event": "completed",
+        "jobId": job_id,
+        "status": "COMPLETED",
+        "progress": 100,
+        "result": {"images": ["https://cdn2.apiframe.ai/x.png"]},
+        "model": "flux-pro",
+        "creditCost": 1,
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def fill(url: str, count: int) -> None:
+    """framehook's schema plus ``count`` queued ``noop`` tasks, recorded by the real intake
+    (deliveries, jobs and tasks, as webhooks would leave them)."""
+    from receiver.database import create_db_engine, writing
+    from receiver.events import parse_body
+    from receiver.intake import Arrival, Recorder, Subscription
+    from receiver.schema import upgrade
+
+    engine = create_db_engine(url)
+    try:
+        upgrade(engine)
+        recorder = Recorder("postgresql", [Subscription(HANDLER, frozenset({"completed"}))])
+        for start in range(0, count, FILL_BATCH):
+            arrivals = []
+            for _ in range(min(FILL_BATCH, count - start)):
+                body = completed_body(str(uuid.uuid4()))
+                arrivals.append(
+                    Arrival(
+                        parsed=parse_body(body),
+                        body=body,
+                        received_at=datetime.now(UTC),
+                        request_id="bench",
+                    )
+                )
+            with writing(engine) as connection:
+                recorder.record_many(connection, arrivals)
+    finally:
+        engine.dispose()
+    with psycopg.connect(url, autocommit=True) as connection:
+        # Both copies start with fresh statistics and no dead rows.
+        connection.execute("VACUUM ANALYZE")
+
+
+def task_statuses(url: str) -> dict[str, int]:
+    """``status -> count`` of the tasks table."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        rows = connection.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall()
+    return {str(status): int(n) for status, n in rows}
+
+
+def commits(server: ScratchDatabases, name: str) -> int:
+    """Transactions committed in database ``name`` so far (pg_stat_database)."""
+    with server.admin() as connection:
+        row = connection.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (name,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+# --------------------------------------------------------------------------- the drain children
+
+
+class NoopHandler:
+    """The handler whose tasks part 1 drains: it does nothing, so only the queue is measured."""
+
+    name = HANDLER
+    events = frozenset({"completed"})
+
+    async def __call__(self, event: JobEvent, ctx: HandlerContext) -> None:
+        return None
+
+
+async def _framehook_drain(config: dict[str, Any]) -> dict[str, Any]:
+    from receiver.database import create_db_engine, ping
+    from receiver.logs import configure_logging
+    from receiver.queue import TaskQueue
+    from receiver.retry import RetryPolicy
+    from receiver.runner import http_client
+    from receiver.worker import Worker
+    from storage import MemoryStorage
+
+    url: str = config["url"]
+    expected: int = config["tasks"]
+    # Logging as `framehook worker` does (a JSON line per task, to stderr, a file here): that
+    # cost is part of running the real worker.
+    configure_logging("json", "info")
+    # pool_size=4 (plus SQLAlchemy's overflow of 4) is what `framehook worker` gives its engine.
+    engine = create_db_engine(url, pool_size=4)
+    counter = psycopg.connect(url, autocommit=True)
+    # What handlers are handed; the no-op handler touches neither.
+    http = http_client()
+    try:
+        ping(engine)  # connected before the clock starts, as the bare side is
+        queue = TaskQueue(engine, "bench", lease_seconds=30)
+        worker = Worker(
+            queue,
+            [NoopHandler()],
+            RetryPolicy(),
+            MemoryStorage(),
+            http,
+            concurrency=config["concurrency"],
+            poll_seconds=0.05,
+        )
+
+        def succeeded() -> int:
+            row = counter.execute(COUNT_SQL).fetchone()
+            return int(row[0]) if row else 0
+
+        stop = asyncio.Event()
+        cpu_began = time.process_time()
+        began = time.perf_counter()
+        deadline = began + config["timeout"]
+        run = asyncio.create_task(worker.run(stop))
+        done = 0
+        try:
+            while done < expected and not run.done() and time.perf_counter() < deadline:
+                await asyncio.sleep(COUNT_PERIOD_S)
+                done = await asyncio.to_thread(succeeded)
+            elapsed = time.perf_counter() - began
+            cpu = time.process_time() - cpu_began
+        finally:
+            stop.set()
+            await run  # re-raises whatever stopped the worker early
+    finally:
+        await http.aclose()
+        counter.close()
+        engine.dispose()
+    return {"done": done, "seconds": elapsed, "cpu_s": cpu}
+
+
+def _bare_drain(config: dict[str, Any]) -> dict[str, Any]:
+    url: str = config["url"]
+    concurrency: int = config["concurrency"]
+    connections = [psycopg.connect(url, connect_timeout=5) for _ in range(concurrency)]
+    for connection in connections:
+        # framehook's engine forces this on its sessions; the baseline pays the same fsync.
+        connection.execute("SET synchronous_commit = on")
+        connection.commit()
+    done = [0] * concurrency
+    errors: list[str] = []
+    # Every thread connected and waiting: the clock starts when they all go.
+    start = threading.Barrier(concurrency + 1)
+
+    def loop(i: int) -> None:
+        connection = connections[i]
+        start.wait()
+        try:
+            with connection.cursor() as cursor:
+                while True:
+                    cursor.execute(CLAIM_SQL)
+                    row = cursor.fetchone()
+                    if row is None:
+                        # Nothing queued is left unlocked, and nothing new arrives: done.
+                        connection.commit()
+                        return
+                    cursor.execute(COMPLETE_SQL, (row[0],))
+                    connection.commit()
+                    done[i] += 1
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    cpu_began = time.process_time()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    cpu = time.process_time() - cpu_began
+    for connection in connections:
+        connection.close()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return {"done": sum(done), "seconds": elapsed, "cpu_s": cpu}
+
+
+CHILDREN = {"_framehook-drain", "_bare-drain"}
+
+
+def child_main(kind: str, raw: str) -> int:
+    """A drain child: runs one side and prints its result as the last line of stdout."""
+    config = json.loads(raw)
+    if kind == "_framehook-drain":
+        result = asyncio.run(_framehook_drain(config))
+    else:
+        result = _bare_drain(config)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- part 1
+
+
+@dataclass(slots=True)
+class Drain:
+    """One side's drain of the task table."""
+
+    side: str
+    tasks: int
+    done: int
+    seconds: float
+    cpu_s: float
+    commits: int
+    statuses: dict[str, int]
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu(self) -> float:
+        return self.cpu_s / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def sound(self) -> bool:
+        return self.done >= self.tasks and self.statuses == {"succeeded": self.tasks}
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self) | {"tasks_per_s": round(self.rate, 1), "client_cpu": self.cpu}
+
+
+def drain_timeout(tasks: int) -> float:
+    """Generous: a side slower than 50 tasks/s is broken, not slow."""
+    return 60.0 + tasks / 50
+
+
+def run_drain(
+    side: str,
+    server: ScratchDatabases,
+    name: str,
+    args: argparse.Namespace,
+    cpus: CpuPlan,
+    scratch: Path,
+) -> Drain:
+    """Drain database ``name`` with one side, in a pinned child process."""
+    url = server.url(name)
+    kind = "_framehook-drain" if side == "framehook" else "_bare-drain"
+    timeout = drain_timeout(args.tasks)
+    config = {"url": url, "tasks": args.tasks, "concurrency": args.concurrency, "timeout": timeout}
+    argv = [*cpus.prefix(cpus.server), sys.executable, str(Path(__file__).resolve())]
+    argv += [kind, json.dumps(config)]
+    log = scratch / f"drain-{side}.log"
+    before = commits(server, name)
+    with log.open("wb") as err:
+        done = subprocess.run(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=_clean_environment(),
+            cwd=scratch,
+            timeout=timeout + 60,
+            check=False,
+        )
+    lines = done.stdout.decode(errors="replace").strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise RuntimeError(f"{side} drain exited with status {done.returncode}; {log}:\n{tail}")
+    result = json.loads(lines[-1])
+    return Drain(
+        side=side,
+        tasks=args.tasks,
+        done=int(result["done"]),
+        seconds=float(result["seconds"]),
+        cpu_s=float(result["cpu_s"]),
+        commits=commits(server, name) - before,
+        statuses=task_statuses(url),
+    )
+
+
+def throughput(
+    args: argparse.Namespace,
+    server: ScratchDatabases,
+    cpus: CpuPlan,
+    scratch: Path,
+    broken: list[str],
+) -> list[Drain]:
+    """Part 1: fill, copy, drain each copy with one side."""
+    began = time.perf_counter()
+    filled = server.create()
+    fill(server.url(filled), args.tasks)
+    statuses = task_statuses(server.url(filled))
+    if statuses != {"queued": args.tasks}:
+        broken.append(f"fill made {statuses}, not {args.tasks} queued tasks")
+        return []
+    # An identical copy for the other side: same rows, same physical layout, no dead tuples.
+    copy = server.create(template=filled)
+    print(
+        f"throughput: {args.tasks} queued '{HANDLER}' tasks recorded through the intake and "
+        f"copied in {time.perf_counter() - began:.1f} s; concurrency {args.concurrency}"
+    )
+    drains = []
+    # The bare loop first, as bench/ack.py measures the baseline first.
+    for side, name in (("bare", copy), ("framehook", filled)):
+        drain = run_drain(side, server, name, args, cpus, scratch)
+        drains.append(drain)
+        if not drain.sound:
+            broken.append(
+                f"{side} drain: {drain.done}/{drain.tasks} succeeded within "
+                f"{drain_timeout(args.tasks):.0f} s; tasks by status {drain.statuses}"
+            )
+    return drains
+
+
+def print_throughput(drains: Sequence[Drain]) -> None:
+    header = (
+        f"{'side':<10} {'tasks':>7} {'seconds':>8} {'tasks/s':>9} {'client cpu':>10} "
+        f"{'xact/task':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for d in drains:
+        per_task = d.commits / d.done if d.done else 0.0
+        print(
+            f"{d.side:<10} {d.done:>7} {d.seconds:>8.2f} {d.rate:>9.1f} {d.cpu:>10.0%} "
+            f"{per_task:>9.2f}"
+        )
+
+
+# --------------------------------------------------------------------------- part 2
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """One way of running framehook for the latency measurement."""
+
+    name: str
+    database: str  # sqlite or postgres
+    split: bool  # serve --no-worker plus a `framehook worker` process
+
+    @property
+    def target_ms(self) -> float:
+        return TARGET_ACROSS_PROCESSES_P50_MS if self.split else TARGET_ONE_PROCESS_P50_MS
+
+
+SETUPS = (
+    Setup("sqlite, one process", "sqlite", split=False),
+    Setup("postgres, one process", "postgres", split=False),
+    Setup("postgres, serve+worker", "postgres", split=True),
+)
+
+
+@dataclass(slots=True)
+class Latency:
+    """Dispatch latencies of one setup, in ms, sorted (negative: the handler started before
+    the 202 reached the sender)."""
+
+    setup: str
+    target_ms: float
+    sent: int
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def missing(self) -> int:
+        return self.sent - len(self.latencies_ms)
+
+    def pct(self, p: float) -> float:
+        return _percentile(self.latencies_ms, p)
+
+    @property
+    def met(self) -> bool:
+        return bool(self.latencies_ms) and self.pct(50) <= self.target_ms
+
+    def row(self) -> dict[str, Any]:
+        ms = self.latencies_ms
+        return {
+            "setup": self.setup,
+            "events": self.sent,
+            "started": len(ms),
+            "p50_ms": round(self.pct(50), 3),
+            "p90_ms": round(self.pct(90), 3),
+            "p99_ms": round(self.pct(99), 3),
+            "min_ms": round(ms[0], 3) if ms else None,
+            "max_ms": round(ms[-1], 3) if ms else None,
+            "target_p50_ms": self.target_ms,
+            "met": self.met,
+        }
+
+
+def framehook_command() -> list[str]:
+    script = Path(sys.executable).with_name("framehook")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "receiver"]
+
+
+def read_starts(path: Path) -> dict[str, float]:
+    """``job id -> first handler start`` from the handler's file."""
+    starts: dict[str, float] = {}
+    for line in path.read_text(encoding="ascii", errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) != 2:
+            continue  # a line being written as we read: the next read sees it whole
+        try:
+            starts.setdefault(parts[0], float(parts[1]))
+        except ValueError:
+            continue
+    return starts
+
+
+def wait_for_starts(
+    path: Path, jobs: Sequence[str], servers: Sequence[Server], timeout: float
+) -> dict[str, float]:
+    """The handler starts of ``jobs``, waiting up to ``timeout`` for the last of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        starts = read_starts(path)
+        if all(j in starts for j in jobs) or time.monotonic() > deadline:
+            return starts
+        for server in servers:
+            server.check_alive()
+        time.sleep(0.05)
+
+
+def wait_for_log(server: Server, text: str, timeout: float = 60.0) -> None:
+    """Until ``text`` appears in the server's log."""
+    deadline = time.monotonic() + timeout
+    while text not in server.log.read_text(errors="replace"):
+        server.check_alive()
+        if time.monotonic() > deadline:
+            raise ServerFailed(f"{server.name}: no {text!r} in {server.log} within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def send(client: httpx.Client, api_key: str, count: int) -> dict[str, float]:
+    """Post ``count`` new ``completed`` events one at a time; ``job id -> time of its 202``."""
+    acked: dict[str, float] = {}
+    for _ in range(count):
+        job = str(uuid.uuid4())
+        body = completed_body(job)
+        headers = {
+            "Content-Type": "application/json",
+            "X-Webhook-Event": "completed",
+            "X-Webhook-Signature": sign(body, api_key),
+        }
+        answer = client.post(ROUTE, content=body, headers=headers)
+        at = time.time()
+        if answer.status_code != 202:
+            raise RuntimeError(f"POST {ROUTE} answered {answer.status_code}: {answer.text[:200]}")
+        acked[job] = at
+        # One event at a time with a gap: each finds an idle worker, so this is latency, not
+        # queueing behind the previous one.
+        time.sleep(SEND_PAUSE_S)
+    return acked
+
+
+def measure_latency(
+    setup: Setup,
+    args: argparse.Namespace,
+    server: ScratchDatabases | None,
+    cpus: CpuPlan,
+    scratch: Path,
+    api_key: str,
+) -> Latency:
+    """Start one setup, send the warm-up and measured events, stop it."""
+    workdir = scratch / setup.name.replace(", ", "-").replace("+", "-").replace(" ", "-")
+    workdir.mkdir()
+    starts_file = workdir / "starts.txt"
+    starts_file.touch()
+    env = _clean_environment() | {
+        "APIFRAME_API_KEY": api_key,
+        "FRAMEHOOK_HANDLERS": "bench.latency_handler:LatencyHandler",
+        "FRAMEHOOK_LOG_FORMAT": "json",
+        # Polling would find a task within 5 s: far outside the targets, so a fast start can
+        # only come from a wake-up.
+        "FRAMEHOOK_POLL_SECONDS": "5",
+        STARTS_ENV: str(starts_file),
+        "PYTHONPATH": str(ROOT),
+    }
+    if setup.database == "sqlite":
+        env["FRAMEHOOK_DATABASE_URL"] = f"sqlite:///{workdir / 'fh.db'}"
+    else:
+        assert server is not None
+        env["FRAMEHOOK_DATABASE_URL"] = server.url(server.create())
+        env["FRAMEHOOK_AUTO_MIGRATE"] = "true"
+    command = framehook_command()
+    port = free_port()
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    if setup.split:
+        serve.append("--no-worker")
+    # The worker shares the receiver's CPU: the across-processes setup gets the same CPU budget
+    # as the one-process ones, and what differs is only the hop through LISTEN/NOTIFY.
+    processes = [
+        Server("serve", [*cpus.prefix(cpus.server), *command, *serve], env, workdir,
+               workdir / "serve.log", port),
+    ]  # fmt: skip
+    if setup.split:
+        upgrade = subprocess.run(
+            [*command, "db", "upgrade"], env=env, cwd=workdir, capture_output=True, timeout=120,
+            check=False,
+        )  # fmt: skip
+        if upgrade.returncode != 0:
+            raise ServerFailed(f"framehook db upgrade failed: {upgrade.stderr.decode()[-500:]}")
+        processes.append(
+            Server("worker", [*cpus.prefix(cpus.server), *command, "worker"], env, workdir,
+                   workdir / "worker.log", 0)
+        )  # fmt: skip
+    try:
+        for process in processes:
+            process.start()
+        processes[0].wait_ready([("/readyz", 200)])
+        if setup.split:
+            wait_for_log(processes[1], '"worker started"')
+        with httpx.Client(base_url=processes[0].base_url, timeout=10.0, trust_env=False) as client:
+            warm = send(client, api_key, WARMUP_EVENTS)
+            seen = wait_for_starts(starts_file, list(warm), processes, STARTS_TIMEOUT_S)
+            if not all(j in seen for j in warm):
+                raise RuntimeError(f"{setup.name}: warm-up events never reached the handler")
+            acked = send(client, api_key, args.events)
+        starts = wait_for_starts(starts_file, list(acked), processes, STARTS_TIMEOUT_S)
+        for process in processes:
+            process.check_alive()
+    finally:
+        for process in reversed(processes):
+            process.stop()
+    latencies = sorted((starts[j] - t) * 1000 for j, t in acked.items() if j in starts)
+    return Latency(setup.name, setup.target_ms, len(acked), latencies)
+
+
+def print_latency(results: Sequence[Latency]) -> None:
+    header = (
+        f"{'setup':<24} {'events':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'min ms':>8} "
+        f"{'max ms':>8} {'missing':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        ms = r.latencies_ms
+        low, high = (ms[0], ms[-1]) if ms else (0.0, 0.0)
+        print(
+            f"{r.setup:<24} {r.sent:>6} {r.pct(50):>8.2f} {r.pct(90):>8.2f} {r.pct(99):>8.2f} "
+            f"{low:>8.2f} {high:>8.2f} {r.missing:>7}"
+        )
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=20_000, help="tasks to drain (part 1)")
+    parser.add_argument("--concurrency", type=int, default=8, help="claims in flight (part 1)")
+    parser.add_argument("--events", type=int, default=200, help="events per setup (part 2)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write results")
+    parser.add_argument("--skip-latency", action="store_true", help="skip part 2")
+    parser.add_argument("--skip-throughput", action="store_true", help="skip part 1")
+    args = parser.parse_args(argv)
+    if args.tasks < 1 or args.concurrency < 1 or args.events < 1:
+        parser.error("--tasks, --concurrency and --events must be >= 1")
+    if args.skip_latency and args.skip_throughput:
+        parser.error("--skip-latency and --skip-throughput together leave nothing to run")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; returns the exit status."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if len(raw) == 2 and raw[0] in CHILDREN:
+        return child_main(raw[0], raw[1])
+    args = _parse_args(raw)
+    signal.signal(signal.SIGTERM, _terminate)
+    cpus = plan_cpus()
+    if cpus.generator is not None:
+        # This process is the latency sender: keep it off the servers' CPU, as bench/ack.py
+        # does with its load generator. (Children started through taskset go where told.)
+        os.sched_setaffinity(0, {cpus.generator})
+    print(f"cpus: {cpus.note} (the drain children and framehook processes on the server CPU)")
+    scratch = Path(tempfile.mkdtemp(prefix="framehook-bench-tasks-"))
+    server: ScratchDatabases | None = ScratchDatabases(postgres_server_url())
+    broken: list[str] = []
+    drains: list[Drain] = []
+    latencies: list[Latency] = []
+    try:
+        try:
+            assert server is not None
+            server.check()
+        except psycopg.Error as exc:
+            broken.append(f"PostgreSQL unreachable at {postgres_server_url()}: {exc}")
+            server = None
+        if not args.skip_throughput and server is not None:
+            drains = throughput(args, server, cpus, scratch, broken)
+            # Free the disk and the server before the latency part.
+            broken.extend(server.drop_all())
+        if not args.skip_latency:
+            api_key = "afk_bench_" + secrets.token_hex(16)
+            for setup in SETUPS:
+                if setup.database == "postgres" and server is None:
+                    continue
+                latency = measure_latency(setup, args, server, cpus, scratch, api_key)
+                latencies.append(latency)
+                if latency.missing:
+                    broken.append(f"{setup.name}: {latency.missing} handler starts missing")
+    except (RuntimeError, OSError, TimeoutError, subprocess.TimeoutExpired) as exc:
+        broken.append(f"{exc.__class__.__name__}: {exc}")
+    except (psycopg.Error, httpx.HTTPError) as exc:
+        broken.append(f"{exc.__class__.__name__}: {exc}")
+    except KeyboardInterrupt:
+        broken.append("interrupted")
+    except SystemExit:
+        # _terminate's SIGTERM: the servers are stopped by now; still report what was measured.
+        broken.append("terminated (SIGTERM)")
+    finally:
+        if server is not None:
+            broken.extend(server.drop_all())
+    summary: dict[str, Any] = {}
+    if drains:
+        print()
+        print_throughput(drains)
+        print()
+        by_side = {d.side: d for d in drains}
+        if "bare" in by_side and "framehook" in by_side and by_side["bare"].rate > 0:
+            framehook, bare = by_side["framehook"], by_side["bare"]
+            ratio = framehook.rate / bare.rate
+            met = ratio >= TARGET_RATIO
+            print(f"ratio framehook/bare = {ratio:.2f}")
+            print(f"target ratio >= {TARGET_RATIO}: {'met' if met else 'NOT met'}")
+            summary.update(ratio=round(ratio, 4), ratio_met=met)
+            if framehook.cpu >= 0.9:
+                print(
+                    f"note: the framehook worker used {framehook.cpu:.0%} of its CPU: it is "
+                    "bound by its own Python work, not by PostgreSQL"
+                )
+    if latencies:
+        print()
+        print_latency(latencies)
+        print()
+        for r in latencies:
+            print(
+                f"target {r.setup} p50 <= {r.target_ms:g} ms: {r.pct(50):.2f} ms, "
+                f"{'met' if r.met else 'NOT met'}"
+            )
+        summary["latency"] = {r.setup: {"p50_ms": r.pct(50), "met": r.met} for r in latencies}
+    for problem in broken:
+        print(f"BROKEN RUN: {problem}", file=sys.stderr)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        report = {
+            "config": {
+                "tasks": args.tasks,
+                "concurrency": args.concurrency,
+                "events": args.events,
+                "cpus": cpus.note,
+                "targets": {
+                    "ratio": TARGET_RATIO,
+                    "one_process_p50_ms": TARGET_ONE_PROCESS_P50_MS,
+                    "across_processes_p50_ms": TARGET_ACROSS_PROCESSES_P50_MS,
+                },
+            },
+            "throughput": [d.row() for d in drains],
+            "latency": [r.row() for r in latencies],
+            "summary": summary,
+            "broken": broken,
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if broken:
+        print(f"scratch directory kept: {scratch}")
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
