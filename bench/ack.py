@@ -339,7 +339,7 @@ class Server:
             pass
 
 
-def framehook_server(workdir: Path, api_key: str, cpus: CpuPlan) -> Server:
+def framehook_server(workdir: Path, api_key: str, cpus: CpuPlan, worker: bool = True) -> Server:
     """framehook with its defaults: SQLite in WAL with synchronous=FULL, the download handler."""
     port = free_port()
     script = Path(sys.executable).with_name("framehook")
@@ -351,6 +351,8 @@ def framehook_server(workdir: Path, api_key: str, cpus: CpuPlan) -> Server:
         "FRAMEHOOK_LOG_FORMAT": "json",
     }
     serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    if not worker:
+        serve.append("--no-worker")  # the receiver alone, as replicas behind workers run it
     argv = [*cpus.prefix(cpus.server), *command, *serve]
     # cwd is the scratch directory so no stray .env of the developer's is read.
     return Server("framehook", argv, env, workdir, workdir / "framehook.log", port)
@@ -773,7 +775,7 @@ def measure(
     workdir = scratch / f"{kind}-{round_no}"
     workdir.mkdir()
     if kind == "framehook":
-        server = framehook_server(workdir, api_key, cpus)
+        server = framehook_server(workdir, api_key, cpus, worker=not args.no_worker)
         probes = [("/healthz", 200), ("/readyz", 200)]
     else:
         server = bare_server(workdir, api_key, cpus)
@@ -855,6 +857,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="requests/s the workload is sized for (more than either server reaches here)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run framehook serve --no-worker (the receiver alone, without the embedded worker)",
+    )
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.warmup < 0 or args.connections < 1 or args.rounds < 1:
         parser.error("--duration > 0, --warmup >= 0, --connections >= 1, --rounds >= 1")

@@ -241,12 +241,17 @@ class IntakeSql:
         rows = ", ".join(
             f"({self._param(f'j_{n}')}, {self._param(f'h_{n}')})" for n in range(len(unique))
         )
+        jobs = sorted({job for job, _ in unique})
+        # The plain job_id IN lets SQLite search ix_tasks_job_handler; with only the row-value
+        # IN it scans every queued task in each batch (measured: p99 ack latency x4).
         sql = (
             f"UPDATE tasks SET status = 'superseded', updated_at = {self._param('now')}, "
             f"finished_at = {self._param('now')} "
-            f"WHERE status = 'queued' AND event = 'progress' AND (job_id, handler) IN ({rows})"
+            f"WHERE status = 'queued' AND event = 'progress' "
+            f"AND job_id IN ({self._in('k', len(jobs))}) AND (job_id, handler) IN ({rows})"
         )
         params: dict[str, Any] = {"now": now}
+        params.update({f"k_{n}": job for n, job in enumerate(jobs)})
         for n, (job, handler) in enumerate(unique):
             params[f"j_{n}"] = job
             params[f"h_{n}"] = handler
