@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection, RootTransaction
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from receiver.database import IMMEDIATE
+from receiver.database import IMMEDIATE, write_lock
 from receiver.errors import Unavailable
 from receiver.logs import get_logger
 
@@ -74,19 +74,36 @@ class _Writer:
     def __init__(self, engine: Engine, name: str) -> None:
         self._engine = engine
         self._connection: Connection | None = None
+        self._lock = write_lock(engine)
+        self._locked = False
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
     def begin(self) -> tuple[Connection, RootTransaction]:
-        if self._connection is None:
-            self._connection = self._engine.connect().execution_options(**IMMEDIATE)
-        return self._connection, self._connection.begin()
+        """Take the process's SQLite write lock (if any) and begin; ``end`` releases it."""
+        if self._lock is not None:
+            self._lock.acquire()
+            self._locked = True
+        try:
+            if self._connection is None:
+                self._connection = self._engine.connect().execution_options(**IMMEDIATE)
+            return self._connection, self._connection.begin()
+        except BaseException:
+            self.end()
+            raise
+
+    def end(self) -> None:
+        """After the commit or rollback: let the next writer in."""
+        if self._locked and self._lock is not None:
+            self._locked = False
+            self._lock.release()
 
     def drop(self) -> None:
-        """Forget the connection after a failure; the next batch opens a fresh one."""
+        """Forget the connection after a failure (rolling back); the next batch reconnects."""
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 self._connection.close()
             self._connection = None
+        self.end()
 
     def close(self) -> None:
         self.drop()
@@ -209,16 +226,19 @@ class Committer(Generic[T, R]):
         except Exception:
             writer.drop()
             raise
+        writer.end()
         return results
 
     def _blocking(self, writer: _Writer, items: Sequence[T]) -> list[R]:
         try:
             connection, transaction = writer.begin()
             with transaction:
-                return self._work(connection, items)
+                results = self._work(connection, items)
         except Exception:
             writer.drop()
             raise
+        writer.end()
+        return results
 
     async def _commit(self, writer: _Writer, batch: list[_Pending[T, R]]) -> None:
         try:

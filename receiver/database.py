@@ -9,8 +9,9 @@ default; a restarted server costs the failed statement, not a dead pool (see bel
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.engine import URL, Connection
 
 from receiver.errors import ConfigurationError
 
-__all__ = ["IMMEDIATE", "create_db_engine", "normalize_url", "ping", "writing"]
+__all__ = ["IMMEDIATE", "create_db_engine", "normalize_url", "ping", "write_lock", "writing"]
 
 IMMEDIATE: dict[str, Any] = {"sqlite_begin": "IMMEDIATE"}
 """Execution options for a connection that will write (``BEGIN IMMEDIATE`` on SQLite)."""
@@ -114,11 +115,35 @@ def create_db_engine(url: str, pool_size: int = 5) -> Engine:
     return _postgres_engine(parsed, pool_size)
 
 
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(engine: Engine) -> threading.Lock | None:
+    """The lock this process's writers to a SQLite database queue on (``None`` otherwise).
+
+    SQLite has one writer at a time, and a writer that finds the lock taken sleeps in its busy
+    handler with a growing back-off (up to 100 ms a try) instead of waking when the lock is
+    free: under load that turns a millisecond's wait into the receiver's tail latency. Writers
+    in one process (the intake, the embedded worker, replays) therefore hand the lock over
+    here, at once; only other processes meet SQLite's busy handler.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    key = str(engine.url.database)
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
+
+
 @contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
-    """A connection in a transaction that will write (``BEGIN IMMEDIATE`` on SQLite),
-    committed on success and rolled back on error."""
-    with engine.connect().execution_options(**IMMEDIATE) as connection, connection.begin():
+    """A connection in a transaction that will write (``BEGIN IMMEDIATE`` on SQLite, after
+    ``write_lock``), committed on success and rolled back on error."""
+    with (
+        write_lock(engine) or nullcontext(),
+        engine.connect().execution_options(**IMMEDIATE) as connection,
+        connection.begin(),
+    ):
         yield connection
 
 

@@ -159,3 +159,38 @@ def test_stop_commits_what_was_queued_then_refuses(engine: Engine) -> None:
 
     asyncio.run(scenario())
     assert stored(engine) == [f"s{n}" for n in range(5)]
+
+
+def test_sqlite_writers_in_one_process_queue_instead_of_failing(tmp_path: Path) -> None:
+    """With SQLite's busy timeout at zero, concurrent in-process writers all succeed: they
+    wait on framehook's write lock, never on SQLite's busy handler."""
+    from sqlalchemy import event
+
+    from receiver.database import writing
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'w.db'}")
+
+    @event.listens_for(engine, "connect")
+    def no_waiting(dbapi_connection: object, _record: object) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[attr-defined]
+
+    with writing(engine) as connection:
+        connection.execute(text("CREATE TABLE n (v INTEGER)"))
+    errors: list[BaseException] = []
+
+    def write(value: int) -> None:
+        try:
+            for _ in range(20):
+                with writing(engine) as connection:
+                    connection.execute(text("INSERT INTO n VALUES (:v)"), {"v": value})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(v,)) for v in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM n")).scalar() == 120
