@@ -460,6 +460,14 @@ function init(args)
       ["X-Webhook-Event"] = meta[i][2],
     }, bodies[i])
   end
+  -- Only reqs is needed from here on. Then no garbage collection while measuring: a cycle
+  -- walks every loaded request and stalls this single thread, and each stall delays all the
+  -- requests in flight, which moved framehook's p99 from ~25 ms to ~150 ms (300k deliveries
+  -- loaded). A run allocates only tens of MB without it.
+  bodies = nil
+  meta = nil
+  collectgarbage("collect")
+  collectgarbage("stop")
   -- Process CPU after loading, so the generator's CPU share excludes start-up.
   cpu_init = os.clock()
 end
