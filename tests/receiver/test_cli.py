@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 from pathlib import Path
@@ -95,7 +96,15 @@ def test_serve_receives_a_webhook_and_stops_cleanly_on_sigterm(tmp_path: Path) -
     assert db.execute("SELECT outcome FROM deliveries").fetchall() == [("accepted",)]
     log = server.log.read_text()
     assert "Application shutdown complete" in log
-    assert '"event":"delivery"' in log
+    (line,) = [json.loads(x) for x in log.splitlines() if '"event":"delivery"' in x]
+    assert line["job_id"] == "6f1c2a9e-3b7d-4e21-9a55-0c8d2f4b7a10"
+    assert (line["outcome"], line["status"], line["webhook_event"]) == (
+        "accepted",
+        202,
+        "completed",
+    )
+    assert line["request_id"]
+    assert (line["level"], line["logger"]) == ("info", "framehook.webhook")
     assert "afk_" not in log  # the API key never reaches a log line
     assert "sha256=" not in log
 
