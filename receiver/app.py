@@ -89,7 +89,10 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal recorder
-        engine = create_db_engine(settings.database_url, pool_size=writers + 2)
+        # Room for every writer and every concurrent handler run: a pool too small opens and
+        # closes overflow connections all the time (measured: hundreds per thousand tasks).
+        worker_connections = settings.worker_concurrency + 2 if settings.run_worker else 0
+        engine = create_db_engine(settings.database_url, pool_size=writers + 2 + worker_connections)
         checkpointer: Checkpointer | None = None
         try:
             await anyio.to_thread.run_sync(prepare_schema, engine, settings)

@@ -27,7 +27,8 @@ async def run_worker_process(settings: Settings) -> None:
         ConfigurationError: the database URL is unusable.
     """
     handlers = load_handlers(settings.handlers)
-    engine = create_db_engine(settings.database_url, pool_size=4)
+    # One connection per concurrent handler run, plus claims and lease renewal.
+    engine = create_db_engine(settings.database_url, pool_size=settings.worker_concurrency + 4)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
