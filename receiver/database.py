@@ -20,7 +20,15 @@ from sqlalchemy.engine import URL, Connection
 
 from receiver.errors import ConfigurationError
 
-__all__ = ["IMMEDIATE", "create_db_engine", "normalize_url", "ping", "write_lock", "writing"]
+__all__ = [
+    "IMMEDIATE",
+    "create_db_engine",
+    "normalize_url",
+    "ping",
+    "write_lock",
+    "write_transaction",
+    "writing",
+]
 
 IMMEDIATE: dict[str, Any] = {"sqlite_begin": "IMMEDIATE"}
 """Execution options for a connection that will write (``BEGIN IMMEDIATE`` on SQLite)."""
@@ -136,13 +144,19 @@ def write_lock(engine: Engine) -> threading.Lock | None:
 
 
 @contextmanager
+def write_transaction(connection: Connection) -> Iterator[Connection]:
+    """A write transaction on ``connection`` (opened with ``IMMEDIATE``), holding the
+    process's ``write_lock`` for its whole length; committed on success, else rolled back."""
+    with write_lock(connection.engine) or nullcontext(), connection.begin():
+        yield connection
+
+
+@contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
-    """A connection in a transaction that will write (``BEGIN IMMEDIATE`` on SQLite, after
-    ``write_lock``), committed on success and rolled back on error."""
+    """A new connection in a ``write_transaction``."""
     with (
-        write_lock(engine) or nullcontext(),
         engine.connect().execution_options(**IMMEDIATE) as connection,
-        connection.begin(),
+        write_transaction(connection),
     ):
         yield connection
 

@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
 
 from handlers import JobEvent, JobSnapshot
-from receiver.database import IMMEDIATE, writing
+from receiver.database import IMMEDIATE, write_transaction, writing
 from receiver.models import Delivery, Job, Task, TaskAttempt, metadata
 
 __all__ = ["ClaimedTask", "TaskQueue"]
@@ -120,7 +120,7 @@ class TaskQueue:
         stops at LIMIT. Tasks whose lease expired come back through ``reclaim_expired``.
         """
         with self.engine.connect().execution_options(**IMMEDIATE) as connection:
-            with connection.begin():
+            with write_transaction(connection):
                 rows = connection.execute(
                     self._claim,
                     {

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,9 @@ from sqlalchemy.engine import Connection
 
 from receiver import Unavailable
 from receiver.committer import Committer
-from receiver.database import create_db_engine
+from receiver.database import create_db_engine, write_lock
+from receiver.queue import TaskQueue
+from receiver.schema import upgrade
 
 Work = Callable[[Connection, Sequence[str]], list[str]]
 
@@ -194,3 +198,18 @@ def test_sqlite_writers_in_one_process_queue_instead_of_failing(tmp_path: Path) 
     assert errors == []
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM n")).scalar() == 120
+
+
+def test_task_claims_queue_on_the_same_write_lock(tmp_path: Path) -> None:
+    """A worker's claim on SQLite waits for the process's write lock like every other writer."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'q.db'}")
+    upgrade(engine)
+    lock = write_lock(engine)
+    assert lock is not None
+    lock.acquire()
+    releaser = threading.Timer(0.3, lock.release)
+    releaser.start()
+    started = time.monotonic()
+    assert TaskQueue(engine, "w").claim(["h"], 1, datetime.now(UTC)) == []
+    assert time.monotonic() - started >= 0.25
+    releaser.join()
