@@ -282,6 +282,8 @@ class Recorder:
         """
         rows: list[list[Any]] = []
         latest: dict[tuple[str, str], int] = {}
+        # Only a handler that wants progress events can have a queued progress task to supersede.
+        supersedable: set[tuple[str, str]] = set()
         counts = [0] * len(arrivals)
         for i, (arrival, outcome) in enumerate(zip(arrivals, outcomes, strict=True)):
             if outcome is not Outcome.ACCEPTED:
@@ -299,11 +301,14 @@ class Recorder:
                 if pair in latest and rows[latest[pair]][3] == "progress":
                     rows[latest[pair]][4] = "superseded"
                 latest[pair] = len(rows)
+                if "progress" in sub.events:
+                    supersedable.add(pair)
                 rows.append(
                     [delivery_ids[i], event.job_id, sub.name, event.event, "queued",
                      priority, 0, now, now, now]
                 )  # fmt: skip
         if rows:
-            self._sql.supersede_progress(cursor, list(latest), stamps[0])
+            if supersedable:
+                self._sql.supersede_progress(cursor, sorted(supersedable), stamps[0])
             self._sql.add_tasks(cursor, rows)
         return counts
