@@ -253,8 +253,8 @@ async def _framehook_drain(config: dict[str, Any]) -> dict[str, Any]:
     # Logging as `framehook worker` does (a JSON line per task, to stderr, a file here): that
     # cost is part of running the real worker.
     configure_logging("json", "info")
-    # pool_size=4 (plus SQLAlchemy's overflow of 4) is what `framehook worker` gives its engine.
-    engine = create_db_engine(url, pool_size=4)
+    # What `framehook worker` gives its engine: a connection per running task, plus four.
+    engine = create_db_engine(url, pool_size=config["concurrency"] + 4)
     counter = psycopg.connect(url, autocommit=True)
     # What handlers are handed; the no-op handler touches neither.
     http = http_client()

@@ -16,21 +16,17 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import orjson
-from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, or_, select, update
 
-from handlers import JobEvent, JobSnapshot
+from handlers import JobEvent
 from receiver.database import IMMEDIATE, write_transaction, writing
-from receiver.models import Delivery, Job, Task, TaskAttempt, metadata
+from receiver.models import Task, metadata
+from receiver.tasksql import AttemptOutcome, TaskSql
 
-__all__ = ["ClaimedTask", "TaskQueue"]
+__all__ = ["AttemptOutcome", "ClaimedTask", "TaskQueue", "attempt_outcome"]
 
 _tasks = metadata.tables[Task.__tablename__]
-_attempts = metadata.tables[TaskAttempt.__tablename__]
-_deliveries = metadata.tables[Delivery.__tablename__]
-_jobs = metadata.tables[Job.__tablename__]
 
 LEASE_EXPIRED = "lease expired: the worker running it stopped renewing (killed or frozen)"
 
@@ -51,6 +47,22 @@ class ClaimedTask:
     """The attempt number within the retry budget (since the last replay)."""
 
 
+def attempt_outcome(
+    task: ClaimedTask, outcome: str, error: str | None = None, run_at: datetime | None = None
+) -> AttemptOutcome:
+    """The record of ``task``'s attempt ending in ``outcome`` (``succeeded``, ``dead``, or
+    ``retry`` at ``run_at``)."""
+    return AttemptOutcome(
+        task_id=task.id,
+        attempt=task.attempt,
+        status="queued" if outcome == "retry" else outcome,
+        outcome=outcome,
+        started_at=task.started_at,
+        error=error,
+        run_at=run_at,
+    )
+
+
 class TaskQueue:
     """Task operations for one worker.
 
@@ -68,50 +80,7 @@ class TaskQueue:
         self.worker = worker
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
-        # Built once: SQLAlchemy then reuses their cache keys and compiled SQL, and a call costs
-        # its parameters only (building them per call cost a millisecond of CPU per task).
-        t = _tasks
-        chosen = (
-            select(t.c.id)
-            .where(
-                t.c.status == "queued",
-                t.c.run_at <= bindparam("now"),
-                t.c.handler.in_(bindparam("handlers", expanding=True)),
-            )
-            .order_by(t.c.priority, t.c.run_at, t.c.id)
-            .limit(bindparam("limit"))
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        self._claim = (
-            update(t)
-            .where(t.c.id.in_(chosen))
-            .values(
-                status="running",
-                attempts=t.c.attempts + 1,
-                lease_expires_at=bindparam("lease_until"),
-                claimed_by=bindparam("worker"),
-                updated_at=bindparam("now"),
-            )
-            .returning(t.c.id, t.c.handler, t.c.attempts, t.c.delivery_id, t.c.attempt_offset)
-        )
-        self._finish = (
-            update(t)
-            .where(
-                t.c.id == bindparam("task_id"),
-                t.c.attempts == bindparam("attempt"),
-                t.c.status == "running",
-            )
-            .values(
-                status=bindparam("status"),
-                run_at=func.coalesce(bindparam("retry_at", type_=t.c.run_at.type), t.c.run_at),
-                finished_at=bindparam("finished_at", type_=t.c.finished_at.type),
-                last_error=bindparam("error"),
-                updated_at=bindparam("now"),
-                lease_expires_at=None,
-            )
-        )
-        self._record = insert(_attempts)
+        self._sql = TaskSql(engine.dialect.name)
 
     def claim(self, handlers: Collection[str], limit: int, now: datetime) -> list[ClaimedTask]:
         """Claim up to ``limit`` due tasks for ``handlers``: terminal events first, then oldest.
@@ -119,20 +88,17 @@ class TaskQueue:
         The claim walks the partial index ``ix_tasks_claim`` (queued tasks in claim order) and
         stops at LIMIT. Tasks whose lease expired come back through ``reclaim_expired``.
         """
-        with self.engine.connect().execution_options(**IMMEDIATE) as connection:
-            with write_transaction(connection):
-                rows = connection.execute(
-                    self._claim,
-                    {
-                        "now": now,
-                        "handlers": list(handlers),
-                        "limit": limit,
-                        "lease_until": now + self.lease,
-                        "worker": self.worker,
-                    },
-                ).all()
-            # Same connection, after the commit: one checkout per claim.
-            events = self._events(connection, [r.delivery_id for r in rows])
+        with (
+            self.engine.connect().execution_options(**IMMEDIATE) as connection,
+            write_transaction(connection),
+        ):
+            cursor = connection.connection.cursor()
+            try:
+                rows = self._sql.claim(cursor, handlers, limit, now, now + self.lease, self.worker)
+                # In the same transaction: one checkout and no second BEGIN per claim.
+                events = self._sql.events(cursor, {r.delivery_id for r in rows})
+            finally:
+                cursor.close()
         return [
             ClaimedTask(
                 r.id,
@@ -171,38 +137,6 @@ class TaskQueue:
         with writing(self.engine) as connection:
             return connection.execute(reclaim).rowcount
 
-    def _events(self, connection: Any, delivery_ids: Sequence[int]) -> dict[int, JobEvent]:
-        if not delivery_ids:
-            return {}
-        d, j = _deliveries, _jobs
-        query = (
-            select(d.c.id, d.c.body, d.c.received_at, d.c.source, d.c.job_id, d.c.event, j)
-            .select_from(d.outerjoin(j, j.c.id == d.c.job_id))
-            .where(d.c.id.in_(list(set(delivery_ids))), d.c.body.is_not(None))
-        )
-        events = {}
-        for row in connection.execute(query):
-            snapshot = JobSnapshot(
-                id=row.job_id,
-                status=row.status,
-                progress=row.progress,
-                model=row.model,
-                result=row.result,
-                error=row.error,
-                credit_cost=row.credit_cost,
-                completed_at=row.completed_at,
-            )
-            events[row[0]] = JobEvent(
-                event=row.event,
-                job_id=row.job_id,
-                payload=orjson.loads(row.body),
-                delivery_id=row[0],
-                received_at=row.received_at,
-                source=row.source,
-                job=snapshot,
-            )
-        return events
-
     def renew(self, held: Sequence[tuple[int, int]], now: datetime) -> int:
         """Extend the leases of ``(task id, attempt)`` pairs still ours; return how many."""
         if not held:
@@ -229,30 +163,19 @@ class TaskQueue:
     ) -> bool:
         """Record how an attempt ended: ``succeeded``, ``retry`` (again at ``run_at``) or
         ``dead``. Returns False, writing nothing, if the task is no longer this attempt's."""
-        retry = outcome == "retry"
-        fenced = {
-            "task_id": task.id,
-            "attempt": task.attempt,
-            "status": "queued" if retry else outcome,
-            "retry_at": run_at if retry else None,
-            "finished_at": None if retry else now,
-            "error": error,
-            "now": now,
-        }
-        record = {
-            "task_id": task.id,
-            "attempt": task.attempt,
-            "worker": self.worker,
-            "started_at": task.started_at,
-            "finished_at": now,
-            "outcome": outcome,
-            "error": error,
-        }
+        return task.id in self.finish_many([attempt_outcome(task, outcome, error, run_at)], now)
+
+    def finish_many(self, outcomes: Sequence[AttemptOutcome], now: datetime) -> set[int]:
+        """Record many outcomes in one transaction; return the ids of the tasks whose outcome
+        was kept (the others were claimed again meanwhile: fenced, nothing written)."""
+        if not outcomes:
+            return set()
         with writing(self.engine) as connection:
-            if connection.execute(self._finish, fenced).rowcount != 1:
-                return False
-            connection.execute(self._record, record)
-        return True
+            cursor = connection.connection.cursor()
+            try:
+                return self._sql.finish(cursor, outcomes, self.worker, now)
+            finally:
+                cursor.close()
 
     def release(self, task: ClaimedTask, now: datetime) -> bool:
         """Give a task back unrun (shutdown): queued again at once, the attempt not counted."""

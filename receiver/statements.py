@@ -1,24 +1,17 @@
-"""The intake's SQL, written for SQLite and PostgreSQL and run in the driver's own terms.
+"""The intake's SQL: one multi-row statement per step of a batch, on the DBAPI cursor.
 
-Why not SQLAlchemy Core here: the intake is the receiver's hot path, and Core's per-row
-parameter processing costs tens of microseconds per row, more than the database itself spends.
-These few statements are therefore plain SQL, one multi-row statement per batch, run on the
-DBAPI cursor of the caller's connection (SQLAlchemy still owns connections and transactions;
-even ``exec_driver_sql`` costs more per call than SQLite spends on the statement). Values
-are written in exactly the formats SQLAlchemy's own types use for these columns
-(``receiver.models``), so everything else reads the rows through the models unchanged; a test
-reads rows written here back through the ORM to keep the two in step.
+SQLAlchemy still owns connections and transactions; why the statements are plain SQL, and the
+value formats they write, is in ``receiver.sqltext``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import cache
+from datetime import datetime
 from typing import Any
 
-import orjson
+from receiver.sqltext import DialectSql
 
 __all__ = ["IntakeSql", "JobRow"]
 
@@ -76,69 +69,8 @@ class JobRow:
     completed_at: datetime | None
 
 
-class IntakeSql:
+class IntakeSql(DialectSql):
     """The intake's statements for one dialect (``sqlite`` or ``postgresql``)."""
-
-    def __init__(self, dialect: str) -> None:
-        self.sqlite = dialect == "sqlite"
-
-    # -- value formats: the ones SQLAlchemy's types use for these columns -------------------
-
-    def ts(self, value: datetime | None) -> Any:
-        """A timestamp as stored: naive UTC text on SQLite, aware on PostgreSQL."""
-        if value is None:
-            return None
-        value = value.astimezone(UTC)
-        if self.sqlite:
-            return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        return value
-
-    def json(self, value: Any) -> Any:
-        """A JSON column value: SQL NULL for ``None``, else JSON text (cast on PostgreSQL)."""
-        return None if value is None else orjson.dumps(value).decode()
-
-    def flag(self, value: bool) -> Any:
-        """A boolean: 0/1 on SQLite."""
-        return int(value) if self.sqlite else value
-
-    def _read_ts(self, value: Any) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
-        assert isinstance(value, datetime)
-        return value.astimezone(UTC)
-
-    def _read_json(self, value: Any) -> Any:
-        return orjson.loads(value) if isinstance(value, str | bytes) and self.sqlite else value
-
-    # -- statements -------------------------------------------------------------------------
-
-    def _param(self, name: str) -> str:
-        return f":{name}" if self.sqlite else f"%({name})s"
-
-    def _json_param(self, name: str) -> str:
-        return self._param(name) if self.sqlite else f"CAST({self._param(name)} AS JSON)"
-
-    @cache  # noqa: B019 - a handful of instances per process, one per dialect
-    def _values(self, columns: tuple[str, ...], rows: int, json_column: str | None = None) -> str:
-        def one(n: int) -> str:
-            params = (
-                self._json_param(f"{c}_{n}") if c == json_column else self._param(f"{c}_{n}")
-                for c in columns
-            )
-            return "(" + ", ".join(params) + ")"
-
-        return ", ".join(one(n) for n in range(rows))
-
-    @staticmethod
-    def _flatten(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
-        return {
-            f"{c}_{n}": v for n, row in enumerate(rows) for c, v in zip(columns, row, strict=True)
-        }
-
-    def _in(self, prefix: str, count: int) -> str:
-        return ", ".join(self._param(f"{prefix}_{n}") for n in range(count))
 
     def claim(self, cursor: Any, rows: Sequence[tuple[str, str, Any]]) -> set[str]:
         """Insert ledger keys ``(key, fingerprint, ts(first_seen_at))``; return the new ones."""

@@ -26,7 +26,8 @@ import httpx
 
 from handlers import Handler, HandlerContext, PermanentFailure, RetryLater
 from receiver.logs import get_logger
-from receiver.queue import ClaimedTask, TaskQueue
+from receiver.outcomes import OutcomeWriter
+from receiver.queue import ClaimedTask, TaskQueue, attempt_outcome
 from receiver.retry import RetryPolicy
 from storage import Storage
 
@@ -95,6 +96,7 @@ class Worker:
         self._ready: deque[ClaimedTask] = deque()
         self.prefetch = concurrency
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._outcomes = OutcomeWriter(queue)
 
     def wake(self) -> None:
         """Look for new tasks now (call from the worker's event loop)."""
@@ -230,9 +232,15 @@ class Worker:
         exc_info: BaseException | None = None,
         ms: float | None = None,
     ) -> None:
-        kept = await anyio.to_thread.run_sync(
-            lambda: self.queue.finish(task, outcome, _now(), error, run_at)
-        )
+        try:
+            kept = await self._outcomes.write(attempt_outcome(task, outcome, error, run_at))
+        except Exception as exc:
+            log.warning(
+                "recording the task's outcome failed: it runs again when its lease expires",
+                outcome=outcome,
+                error=_describe(exc),
+            )
+            return
         if not kept:
             log.warning(
                 "task outcome discarded: the task was claimed again meanwhile", outcome=outcome
@@ -285,6 +293,7 @@ class Worker:
         for run in late:
             run.cancel()
         await asyncio.gather(*late, return_exceptions=True)
+        await self._outcomes.drain()
         for task in leftovers:
             with contextlib.suppress(Exception):
                 await anyio.to_thread.run_sync(self.queue.release, task, _now())
