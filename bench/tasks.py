@@ -245,6 +245,7 @@ async def _framehook_drain(config: dict[str, Any]) -> dict[str, Any]:
     from receiver.queue import TaskQueue
     from receiver.retry import RetryPolicy
     from receiver.runner import http_client
+    from receiver.settings import Settings
     from receiver.worker import Worker
     from storage import MemoryStorage
 
@@ -257,7 +258,7 @@ async def _framehook_drain(config: dict[str, Any]) -> dict[str, Any]:
     engine = create_db_engine(url, pool_size=config["concurrency"] + 4)
     counter = psycopg.connect(url, autocommit=True)
     # What handlers are handed; the no-op handler touches neither.
-    http = http_client()
+    http = http_client(Settings())
     try:
         ping(engine)  # connected before the clock starts, as the bare side is
         queue = TaskQueue(engine, "bench", lease_seconds=30)

@@ -1,11 +1,17 @@
 """The plugin API: what a framehook handler is, what it receives and what it may raise."""
 
+from handlers._assets import Asset, AssetLog
 from handlers._context import HandlerContext
 from handlers._event import JobEvent, JobSnapshot
 from handlers._handler import Handler
+from handlers._safety import FetchPolicy, UnsafeURL
 from handlers._signals import HandlerSignal, PermanentFailure, RetryLater
+from handlers._transport import safe_client
 
 __all__ = [
+    "Asset",
+    "AssetLog",
+    "FetchPolicy",
     "Handler",
     "HandlerContext",
     "HandlerSignal",
@@ -13,4 +19,6 @@ __all__ = [
     "JobSnapshot",
     "PermanentFailure",
     "RetryLater",
+    "UnsafeURL",
+    "safe_client",
 ]

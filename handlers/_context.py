@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from handlers._assets import AssetLog
 from storage import Storage
 
 __all__ = ["HandlerContext"]
@@ -21,9 +22,11 @@ class HandlerContext:
         attempt: 1 on the first run, 2 on the first retry, ...
         log: a structlog logger bound with the task, job and handler.
         storage: the asset store configured by ``FRAMEHOOK_STORAGE_URL``.
-        http: an HTTP client shared by the worker's handler runs, with framehook's timeouts;
-            do not close it. (The download safety rules, host allow-list and address checks,
-            are applied by the asset-capture handler; they are not yet part of this client.)
+        http: the HTTP client the worker's handler runs share; do not close it. It enforces
+            the download safety rules on every request and redirect hop (https only unless
+            allowed, ``FRAMEHOOK_ASSET_HOSTS``, no private or loopback addresses unless
+            ``FRAMEHOOK_ASSET_ALLOW_NETWORKS`` names them); a refused URL raises ``UnsafeURL``.
+        assets: where stored files are recorded (read it first: skip what is stored).
     """
 
     task_id: int
@@ -31,3 +34,4 @@ class HandlerContext:
     log: Any
     storage: Storage
     http: httpx.AsyncClient
+    assets: AssetLog

@@ -5,6 +5,7 @@ Tree::
     HandlerSignal
     ├── RetryLater         run again after ``delay`` seconds (counts as an attempt)
     └── PermanentFailure   stop: park the task as dead with ``reason``
+        └── UnsafeURL      the safe HTTP client refused a URL (``handlers._safety``)
 """
 
 from __future__ import annotations

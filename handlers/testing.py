@@ -27,12 +27,14 @@ import httpx
 import orjson
 import structlog
 
+from handlers._assets import Asset, AssetLog
 from handlers._context import HandlerContext
 from handlers._event import JobEvent, JobSnapshot
 from handlers._handler import Handler
 from storage import MemoryStorage, Storage
 
 __all__ = [
+    "MemoryAssets",
     "event_from_payload",
     "make_context",
     "run",
@@ -117,6 +119,22 @@ def sample_event(name: str, **overrides: Any) -> JobEvent:
     return event_from_payload({**sample_payload(name), **overrides})
 
 
+class MemoryAssets:
+    """An ``AssetLog`` in memory, as framehook's database would keep it: the first record of a
+    (job, position) wins. Look at ``records`` in tests."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, int], Asset] = {}
+
+    async def assets(self, job_id: str) -> list[Asset]:
+        """The assets recorded for ``job_id``, by position."""
+        return [a for (j, _), a in sorted(self.records.items()) if j == job_id]
+
+    async def record(self, asset: Asset) -> Asset:
+        """Record ``asset`` unless its position is taken; return the kept one."""
+        return self.records.setdefault((asset.job_id, asset.position), asset)
+
+
 def _refuse_network(request: httpx.Request) -> httpx.Response:
     raise httpx.ConnectError(
         f"no network in handlers.testing (tried {request.url})", request=request
@@ -127,11 +145,12 @@ def make_context(
     *,
     storage: Storage | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    assets: AssetLog | None = None,
     attempt: int = 1,
     task_id: int = 1,
 ) -> HandlerContext:
-    """A context like the worker's: in-memory storage and an HTTP client that only talks to
-    ``transport`` (by default, any request fails as a connection error). Close
+    """A context like the worker's: in-memory storage and asset log, and an HTTP client that
+    only talks to ``transport`` (by default, any request fails as a connection error). Close
     ``context.http`` when done, or use ``run``/``run_async`` which do."""
     client = httpx.AsyncClient(transport=transport or httpx.MockTransport(_refuse_network))
     log = structlog.get_logger("framehook.testing").bind(task_id=task_id, attempt=attempt)
@@ -141,6 +160,7 @@ def make_context(
         log=log,
         storage=storage if storage is not None else MemoryStorage("testing"),
         http=client,
+        assets=assets if assets is not None else MemoryAssets(),
     )
 
 
@@ -156,6 +176,7 @@ async def run_async(
     *,
     storage: Storage | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    assets: AssetLog | None = None,
     attempt: int = 1,
 ) -> HandlerContext:
     """Run ``handler`` once on ``event`` as a worker would; return the context it used.
@@ -168,7 +189,7 @@ async def run_async(
         raise ValueError(
             f"framehook would not run handler {handler.name!r} for a {event.event!r} event"
         )
-    context = make_context(storage=storage, transport=transport, attempt=attempt)
+    context = make_context(storage=storage, transport=transport, assets=assets, attempt=attempt)
     try:
         await handler(event, context)
     finally:
@@ -182,9 +203,12 @@ def run(
     *,
     storage: Storage | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    assets: AssetLog | None = None,
     attempt: int = 1,
 ) -> HandlerContext:
     """``run_async`` for synchronous tests."""
     return asyncio.run(
-        run_async(handler, event, storage=storage, transport=transport, attempt=attempt)
+        run_async(
+            handler, event, storage=storage, transport=transport, assets=assets, attempt=attempt
+        )
     )

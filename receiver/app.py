@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             await committer.start(engine)
             async with contextlib.AsyncExitStack() as stack:
                 if settings.run_worker:
-                    worker = build_worker(engine, loaded, settings, http_client())
+                    worker = build_worker(engine, loaded, settings, http_client(settings))
                     woken.append(worker.wake)
                     await stack.enter_async_context(running_worker(worker, settings))
                     app.state.worker = worker

@@ -119,3 +119,7 @@ def configure_logging(fmt: Literal["console", "json"], level: str = "info") -> N
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
+    # httpx and httpcore log every request with its full URL, and a signed CDN URL carries its
+    # credentials in the query string; the download handler logs each capture itself.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))

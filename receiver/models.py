@@ -23,7 +23,16 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Delivery", "Job", "LedgerEntry", "Task", "TaskAttempt", "UTCDateTime", "metadata"]
+__all__ = [
+    "AssetRecord",
+    "Delivery",
+    "Job",
+    "LedgerEntry",
+    "Task",
+    "TaskAttempt",
+    "UTCDateTime",
+    "metadata",
+]
 
 metadata = SQLModel.metadata
 
@@ -164,3 +173,27 @@ class TaskAttempt(SQLModel, table=True):
     finished_at: datetime = _ts()
     outcome: str = Field(max_length=16)
     error: str | None = None
+
+
+class AssetRecord(SQLModel, table=True):
+    """One captured file (``handlers.Asset``): stored, checked, recorded once per position."""
+
+    __tablename__ = "assets"
+    # The dedupe of captures: two workers that raced (a lease that expired mid-download) or a
+    # replay store one record; the key is deterministic, so they also stored one object.
+    __table_args__ = (
+        Index("uq_assets_job_handler_position", "job_id", "handler", "position", unique=True),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))
+    job_id: str = Field(max_length=200)
+    handler: str = Field(max_length=200)
+    position: int
+    kind: str = Field(max_length=16)
+    source_url: str
+    key: str = Field(max_length=1024)
+    storage_uri: str
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    content_type: str | None = Field(default=None, max_length=200)
+    sha256: str = Field(max_length=64)
+    stored_at: datetime = _ts()

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 import httpx
 from sqlalchemy import Engine
 
-from handlers import Handler
+from handlers import FetchPolicy, Handler, safe_client
+from receiver.errors import ConfigurationError
 from receiver.notify import Listener
 from receiver.queue import TaskQueue
 from receiver.settings import Settings
@@ -19,13 +20,22 @@ from storage import from_url
 __all__ = ["build_worker", "http_client", "running_worker"]
 
 
-def http_client() -> httpx.AsyncClient:
-    """The client handlers share: bounded timeouts, no redirects followed, no compression."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0),
-        follow_redirects=False,
-        headers={"Accept-Encoding": "identity", "User-Agent": "framehook"},
-    )
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    """The client handlers share: the download safety rules of ``settings`` on every request.
+
+    Raises:
+        ConfigurationError: ``FRAMEHOOK_ASSET_HOSTS`` or ``FRAMEHOOK_ASSET_ALLOW_NETWORKS``
+            holds an entry that is not a host name, wildcard, IP address or CIDR.
+    """
+    try:
+        policy = FetchPolicy(
+            hosts=tuple(settings.asset_hosts),
+            allow_networks=tuple(settings.asset_allow_networks),
+            allow_http=settings.asset_allow_http,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    return safe_client(policy)
 
 
 def build_worker(

@@ -35,7 +35,7 @@ async def run_worker_process(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         await anyio.to_thread.run_sync(prepare_schema, engine, settings)
-        worker = build_worker(engine, handlers, settings, http_client())
+        worker = build_worker(engine, handlers, settings, http_client(settings))
         async with running_worker(worker, settings):
             await stop.wait()
             _log.info("stop requested")

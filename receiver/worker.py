@@ -25,6 +25,7 @@ import anyio
 import httpx
 
 from handlers import Handler, HandlerContext, PermanentFailure, RetryLater
+from receiver.assets import DatabaseAssets
 from receiver.logs import get_logger
 from receiver.outcomes import OutcomeWriter
 from receiver.queue import ClaimedTask, TaskQueue, attempt_outcome
@@ -81,6 +82,7 @@ class Worker:
     ) -> None:
         self.queue = queue
         self.handlers = {h.name: h for h in handlers}
+        self._assets = {name: DatabaseAssets(queue.engine, name) for name in self.handlers}
         self.policy = policy
         self.storage = storage
         self.http = http
@@ -187,7 +189,12 @@ class Worker:
             return
         log = log.bind(job_id=task.event.job_id, webhook_event=task.event.event)
         context = HandlerContext(
-            task_id=task.id, attempt=task.attempt, log=log, storage=self.storage, http=self.http
+            task_id=task.id,
+            attempt=task.attempt,
+            log=log,
+            storage=self.storage,
+            http=self.http,
+            assets=self._assets[task.handler],
         )
         timeout = float(getattr(handler, "timeout", None) or self.timeout_seconds)
         started = asyncio.get_running_loop().time()

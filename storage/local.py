@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import uuid
@@ -57,6 +58,7 @@ class LocalStorage:
         except BaseException:
             await anyio.to_thread.run_sync(lambda: temp.unlink(missing_ok=True))
             raise
+        await anyio.to_thread.run_sync(_sweep_parts, path)
         return StoredObject(clean_key(key), path.as_uri(), size, digest.hexdigest(), content_type)
 
     async def exists(self, key: str) -> bool:
@@ -79,6 +81,15 @@ class LocalStorage:
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
+
+
+def _sweep_parts(path: Path) -> None:
+    # A writer killed mid-put (SIGKILL, power loss) leaves its hidden temporary file behind;
+    # once the key is stored whole, those leftovers are garbage. A writer still busy on the
+    # same key (a frozen worker whose lease expired) loses its temporary file and fails its put,
+    # which is right: this one won.
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        leftover.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:

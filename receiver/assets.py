@@ -1,0 +1,82 @@
+"""The asset log handlers record captures in (``handlers.AssetLog``), kept in the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from handlers import Asset
+from receiver.database import writing
+from receiver.models import AssetRecord, metadata
+
+__all__ = ["DatabaseAssets"]
+
+_assets = metadata.tables[AssetRecord.__tablename__]
+_FIELDS = (
+    "job_id",
+    "position",
+    "kind",
+    "source_url",
+    "key",
+    "storage_uri",
+    "size",
+    "content_type",
+    "sha256",
+    "stored_at",
+    "handler",
+)
+
+
+def _asset(row: Any) -> Asset:
+    return Asset(**{name: getattr(row, name) for name in _FIELDS})
+
+
+class DatabaseAssets:
+    """``AssetLog`` over the ``assets`` table, for one handler's records.
+
+    Args:
+        engine: the database.
+        handler: whose records these are (positions are unique per job and handler).
+    """
+
+    def __init__(self, engine: Engine, handler: str) -> None:
+        self.engine = engine
+        self.handler = handler
+
+    async def assets(self, job_id: str) -> list[Asset]:
+        """The assets recorded for ``job_id``, by position."""
+        return await anyio.to_thread.run_sync(self._read, job_id)
+
+    async def record(self, asset: Asset) -> Asset:
+        """Record ``asset`` unless its position is recorded already; return the kept one."""
+        return await anyio.to_thread.run_sync(self._write, asset)
+
+    def _query(self, job_id: str) -> Any:
+        a = _assets
+        return (
+            select(a)
+            .where(a.c.job_id == job_id, a.c.handler == self.handler)
+            .order_by(a.c.position)
+        )
+
+    def _read(self, job_id: str) -> list[Asset]:
+        with self.engine.connect() as connection:
+            return [_asset(row) for row in connection.execute(self._query(job_id))]
+
+    def _write(self, asset: Asset) -> Asset:
+        values = {name: getattr(asset, name) for name in _FIELDS}
+        values["handler"] = self.handler
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        # The unique index decides, not a read before the write: two racing workers both
+        # insert, one row stays, and both return it.
+        insert = dialect.insert(_assets).values(values).on_conflict_do_nothing()
+        a = _assets
+        with writing(self.engine) as connection:
+            connection.execute(insert)
+            kept = connection.execute(
+                self._query(asset.job_id).where(a.c.position == asset.position)
+            ).one()
+        return _asset(kept)

@@ -1,0 +1,230 @@
+"""What the S3, GCS and Azure backends share: a ``Storage`` over an obstore ``ObjectStore``.
+
+Only the cloud backends import this module, and only once ``from_url`` meets their scheme: it
+needs ``obstore`` (the ``s3``/``gcs``/``azure`` extras), which the base install does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Final, TypeVar
+from urllib.parse import SplitResult, urlsplit
+
+from storage._errors import InvalidKey, ObjectNotFound, StorageError
+from storage._keys import clean_key
+from storage._protocol import StoredObject
+
+if TYPE_CHECKING:
+    from obstore import Attributes
+    from obstore.store import AzureStore, GCSStore, S3Store
+
+__all__ = ["PART_SIZE", "ObjectStoreStorage", "build_store"]
+
+CloudStore = TypeVar("CloudStore", "S3Store", "GCSStore", "AzureStore")
+
+# A streamed put holds at most PART_SIZE * (MAX_CONCURRENCY + 1) bytes: the parts in flight
+# plus the one being filled. 8 MiB parts keep S3's 10,000-part limit at 78 GiB per object.
+PART_SIZE: Final = 8 * 1024 * 1024
+MAX_CONCURRENCY: Final = 4
+READ_CHUNK: Final = 1024 * 1024
+
+
+class ObjectStoreStorage:
+    """Objects in a bucket (or container) under a prefix, through obstore.
+
+    ``put`` streams: an object smaller than one part goes up in a single request, a larger one
+    as a multipart upload of ``PART_SIZE`` parts, ``MAX_CONCURRENCY`` at a time, aborted if the
+    source or the upload fails. Either way the object becomes visible under its key only once
+    it is complete, as the Protocol asks.
+    """
+
+    def __init__(
+        self, store: S3Store | GCSStore | AzureStore, *, backend: str, base_uri: str
+    ) -> None:
+        """Wrap ``store``.
+
+        Args:
+            store: an obstore store, already bound to its bucket and prefix.
+            backend: the name errors use (``S3``, ``GCS``, ``Azure``).
+            base_uri: the URI of the prefix, which ``uri(key)`` extends with the key.
+        """
+        self._store = store
+        self.backend = backend
+        self.base_uri = base_uri.rstrip("/")
+
+    def __repr__(self) -> str:
+        # Never the obstore store's repr: AzureStore's panics when the account comes from the
+        # emulator defaults.
+        return f"{type(self).__name__}({self.base_uri!r})"
+
+    def _key(self, key: str) -> str:
+        key = clean_key(key)
+        # obstore refuses control characters in paths; say so before reading any data.
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in key):
+            raise InvalidKey(f"storage key {key!r} contains a control character")
+        return key
+
+    def _failed(self, action: str, key: str, exc: Exception) -> StorageError:
+        if isinstance(exc, ValueError):  # obstore could not parse the path
+            return InvalidKey(f"{self.backend}: {key!r} is not a valid object path: {exc}")
+        return StorageError(
+            f"{self.backend}: could not {action} {self.uri(key)}: {_first_line(exc)}"
+        )
+
+    async def put(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str | None = None
+    ) -> StoredObject:
+        key = self._key(key)
+        tally = _Tally(chunks)
+        attributes: Attributes | None = {"Content-Type": content_type} if content_type else None
+        # The first part decides: a stream that ends within it goes up whole (one request, no
+        # multipart upload to create, complete or abort).
+        head = await tally.take(PART_SIZE)
+        try:
+            if tally.exhausted:
+                await self._store.put_async(
+                    key, b"".join(head), attributes=attributes, use_multipart=False
+                )
+            else:
+                await self._store.put_async(
+                    key,
+                    _chain(head, tally),
+                    attributes=attributes,
+                    use_multipart=True,
+                    chunk_size=PART_SIZE,
+                    max_concurrency=MAX_CONCURRENCY,
+                )
+        except Exception as exc:
+            if tally.failure is None:
+                raise self._failed("store", key, exc) from exc
+            # The source failed and obstore aborted the upload: the caller's error, unchanged.
+            if exc is tally.failure:
+                raise
+            raise tally.failure from exc
+        return tally.stored(key, self.uri(key), content_type)
+
+    async def exists(self, key: str) -> bool:
+        key = self._key(key)
+        try:
+            await self._store.head_async(key)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._failed("look up", key, exc) from exc
+        return True
+
+    async def open(self, key: str) -> AsyncIterator[bytes]:
+        key = self._key(key)
+        try:
+            result = await self._store.get_async(key)
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+        except Exception as exc:
+            raise self._failed("read", key, exc) from exc
+        stream = result.stream(min_chunk_size=READ_CHUNK)
+        while True:
+            try:
+                chunk = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                raise self._failed("read", key, exc) from exc
+            yield chunk
+
+    async def delete(self, key: str) -> None:
+        key = self._key(key)
+        try:
+            await self._store.delete_async(key)
+        except FileNotFoundError:  # Azure reports deleting nothing as "not found"
+            return
+        except Exception as exc:
+            raise self._failed("delete", key, exc) from exc
+
+    def uri(self, key: str) -> str:
+        return f"{self.base_uri}/{clean_key(key)}"
+
+
+def build_store(
+    url: str, backend: str, schemes: frozenset[str], make: Callable[[str], CloudStore]
+) -> tuple[CloudStore, str]:
+    """The obstore store ``make(url)`` builds, and the base URI of its bucket and prefix.
+
+    Raises:
+        StorageError: the URL is not ``scheme://bucket[/prefix]`` or obstore refuses it (a
+            missing account name, an unknown region, ...).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        raise StorageError(f"{backend} storage URLs start with {' or '.join(sorted(schemes))}://")
+    if not parts.netloc:
+        raise StorageError(
+            f"{backend} storage URL {url!r} names no bucket: {parts.scheme}://BUCKET"
+        )
+    if parts.query or parts.fragment:
+        # obstore would silently drop them; configuration comes from the environment.
+        raise StorageError(
+            f"{backend} storage URL {url!r}: query parameters are not supported, "
+            "configure the backend with environment variables"
+        )
+    try:
+        store = make(SplitResult(parts.scheme, parts.netloc, parts.path, "", "").geturl())
+    except Exception as exc:
+        raise StorageError(f"{backend}: cannot use {url!r}: {_first_line(exc)}") from exc
+    prefix = (store.prefix or "").strip("/")
+    base = f"{parts.scheme}://{parts.netloc}" + (f"/{prefix}" if prefix else "")
+    return store, base
+
+
+def _first_line(exc: Exception) -> str:
+    # obstore's messages carry a debug dump after the first line; the exception chain keeps it.
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+class _Tally:
+    """Counts and hashes a stream as it passes; remembers whether it ended or failed."""
+
+    def __init__(self, chunks: AsyncIterable[bytes]) -> None:
+        self._chunks = aiter(chunks)
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.exhausted = False
+        self.failure: BaseException | None = None
+
+    def __aiter__(self) -> _Tally:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await anext(self._chunks)
+        except StopAsyncIteration:
+            self.exhausted = True
+            raise
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        return chunk
+
+    async def take(self, size: int) -> list[bytes]:
+        """The next chunks, up to ``size`` bytes or more (fewer only if the stream ends)."""
+        taken: list[bytes] = []
+        total = 0
+        async for chunk in self:
+            taken.append(chunk)
+            total += len(chunk)
+            if total >= size:
+                break
+        return taken
+
+    def stored(self, key: str, uri: str, content_type: str | None) -> StoredObject:
+        return StoredObject(key, uri, self.size, self.digest.hexdigest(), content_type)
+
+
+async def _chain(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    while head:  # popped, so the upload's memory is not held twice
+        yield head.pop(0)
+    async for chunk in rest:
+        yield chunk

@@ -1,0 +1,332 @@
+"""The download handler against a real loopback CDN (https, trusted test CA), through the safe
+client: every fixture captured, and every way a CDN can misbehave."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import structlog
+import trustme
+
+from handlers import (
+    FetchPolicy,
+    HandlerContext,
+    JobEvent,
+    PermanentFailure,
+    RetryLater,
+    safe_client,
+)
+from handlers.download import CaptureIncomplete, DownloadHandler, DownloadOptions, find_assets
+from handlers.testing import MemoryAssets, event_from_payload, sample_names, sample_payload
+from storage import LocalStorage
+from tests.cdn import FakeCdn, Route
+from tests.media import media_bytes
+
+CDN_HOSTS = ("cdn2.apiframe.ai", "cdn.apiframe.ai")
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def cdn(ca: trustme.CA) -> Iterator[FakeCdn]:
+    """An https CDN on loopback with a certificate for Apiframe's CDN host names."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*CDN_HOSTS).configure_cert(context)
+    yield from FakeCdn(tls=context).serving()
+
+
+class Capture:
+    """Runs the handler as a worker would: local storage, an asset log, the safe client."""
+
+    def __init__(self, cdn: FakeCdn, ca: trustme.CA, root: Path, **options: Any) -> None:
+        self.cdn = cdn
+        self.ca = ca
+        self.storage = LocalStorage(root)
+        self.root = root
+        self.assets = MemoryAssets()
+        self.handler = DownloadHandler(DownloadOptions(**options))
+        self.read_timeout = 5.0
+
+    def url(self, path: str, host: str = "cdn2.apiframe.ai") -> str:
+        return f"https://{host}:{self.cdn.port}{path}"
+
+    def event(self, result: Any, **fields: Any) -> JobEvent:
+        body = {"event": "completed", "jobId": "job-1", "model": "m", "result": result}
+        return event_from_payload({**body, **fields})
+
+    async def _run(self, event: JobEvent) -> None:
+        tls = ssl.create_default_context()
+        self.ca.configure_trust(tls)
+        policy = FetchPolicy(
+            hosts=("*.apiframe.ai",),
+            allow_networks=("127.0.0.0/8",),
+            read_timeout=self.read_timeout,
+        )
+        # The CDN's names resolve to loopback here, as a hosts file would map them.
+        client = safe_client(policy, resolver=lambda _host: ["127.0.0.1"], ssl_context=tls)
+        context = HandlerContext(
+            task_id=1,
+            attempt=1,
+            log=structlog.get_logger("test"),
+            storage=self.storage,
+            http=client,
+            assets=self.assets,
+        )
+        try:
+            await self.handler(event, context)
+        finally:
+            await client.aclose()
+
+    def run(self, event: JobEvent) -> None:
+        asyncio.run(self._run(event))
+
+    def files(self) -> dict[str, bytes]:
+        """Every file under the store's root (hidden temporary ones included)."""
+        return {
+            str(p.relative_to(self.root)): p.read_bytes()
+            for p in sorted(self.root.rglob("*"))
+            if p.is_file()
+        }
+
+
+@pytest.fixture
+def capture(cdn: FakeCdn, ca: trustme.CA, tmp_path: Path) -> Capture:
+    return Capture(cdn, ca, tmp_path / "assets")
+
+
+def serve_result(capture: Capture, result: Any) -> tuple[Any, dict[str, bytes]]:
+    """Point ``result``'s URLs at the loopback CDN (same host, its port) and serve a real file
+    of the URL's type at each path; return the rewritten result and the bytes by URL path."""
+    served: dict[str, bytes] = {}
+    refs, _ = find_assets(result)
+    text = orjson.dumps(result).decode()
+    for ref in refs:
+        path = "/" + ref.url.split("/", 3)[3]
+        ext = ref.url_extension or "png"
+        served[path] = media_bytes(ext, 50_000 + ref.position, seed=ref.position)
+        capture.cdn.route(path, Route(served[path]))
+    for host in CDN_HOSTS:
+        text = text.replace(f"https://{host}/", f"https://{host}:{capture.cdn.port}/")
+    return orjson.loads(text), served
+
+
+COMPLETED = [n for n in sample_names() if n.startswith("completed-")]
+
+
+@pytest.mark.parametrize("name", COMPLETED)
+def test_every_fixture_is_captured_whole_checked_and_recorded(capture: Capture, name: str) -> None:
+    """Each file of each result shape is stored under its deterministic key, byte for byte,
+    and recorded with its kind, position, source URL, size, type and checksum."""
+    payload = sample_payload(name)
+    result, served = serve_result(capture, payload["result"])
+    capture.run(capture.event(result, jobId=payload["jobId"], model=payload["model"]))
+    records = list(capture.assets.records.values())
+    assert len(records) == len(find_assets(result)[0]) == len(served) > 0
+    files = capture.files()
+    assert len(files) == len(records)  # no temporary files left behind
+    for asset in records:
+        path = "/" + asset.source_url.split("/", 3)[3]
+        assert files[asset.key] == served[path]
+        assert asset.sha256 == hashlib.sha256(served[path]).hexdigest()
+        assert asset.size == len(served[path])
+        assert asset.key.startswith(f"{payload['jobId']}/{asset.kind}-")
+        assert asset.storage_uri == capture.storage.uri(asset.key)
+        assert asset.content_type is not None
+        assert asset.content_type.split("/")[0] in ("image", "video", "audio")
+
+
+def test_a_replay_or_duplicate_stores_nothing_twice(capture: Capture) -> None:
+    """Running the handler again fetches nothing and leaves exactly one copy of each file."""
+    result, _ = serve_result(capture, sample_payload("completed-midjourney")["result"])
+    capture.run(capture.event(result))
+    before, hits = capture.files(), sum(capture.cdn.hits.values())
+    capture.run(capture.event(result))
+    assert capture.files() == before
+    assert sum(capture.cdn.hits.values()) == hits
+
+
+def test_a_file_deleted_from_the_store_is_fetched_again(capture: Capture) -> None:
+    """The asset log is not trusted blindly: a recorded file missing from storage comes back."""
+    result, _ = serve_result(capture, {"images": ["https://cdn2.apiframe.ai/a.png"]})
+    capture.run(capture.event(result))
+    (key,) = capture.files()
+    (capture.root / key).unlink()
+    capture.run(capture.event(result))
+    assert list(capture.files()) == [key]
+
+
+def test_query_strings_never_reach_the_record(capture: Capture) -> None:
+    """A signed CDN URL's query (its credentials) is fetched but not stored in the record."""
+    capture.cdn.route("/signed.png", Route(media_bytes("png", 3000)))
+    capture.run(capture.event({"images": [capture.url("/signed.png") + "?token=secret&exp=1"]}))
+    (asset,) = capture.assets.records.values()
+    assert asset.source_url == capture.url("/signed.png")
+
+
+def only(capture: Capture, route: Route, path: str = "/x.png", kind: str = "images") -> JobEvent:
+    capture.cdn.route(path, route)
+    url = capture.url(path)
+    return capture.event({kind: [url]} if kind in ("images", "videos") else {kind: url})
+
+
+@pytest.mark.parametrize(
+    ("route", "words"),
+    [
+        (Route(media_bytes("png", 200_000), cut_after=70_000), "RemoteProtocolError"),
+        (Route(media_bytes("png", 20_000), declared_length=90_000), "RemoteProtocolError"),
+        (Route(b""), "empty"),
+        (Route(b"<!doctype html><title>Error</title>", content_type="image/png"), "text/html"),
+        (Route(media_bytes("png", 1_000_000), gzip=True), "Content-Encoding gzip"),
+        (Route(media_bytes("png", 10), fail_first=1, fail_status=503), "HTTP 503"),
+    ],
+    ids=["truncated", "lying-length", "zero-bytes", "html-page", "gzip", "5xx"],
+)
+def test_bad_bodies_are_retried_and_leave_nothing_visible(
+    capture: Capture, route: Route, words: str
+) -> None:
+    """A truncated or lying body, an empty file, an error page served as a PNG, a compressed
+    body, a 5xx: retried with its reason, and no file (partial or temporary) is left."""
+    with pytest.raises(CaptureIncomplete, match=words):
+        capture.run(only(capture, route))
+    assert capture.files() == {}
+    assert capture.assets.records == {}
+
+
+def test_5xx_then_success_stores_the_file_on_the_retry(capture: Capture) -> None:
+    """The second attempt after a 503 stores one correct copy."""
+    body = media_bytes("png", 123_456)
+    event = only(capture, Route(body, fail_first=1))
+    with pytest.raises(CaptureIncomplete):
+        capture.run(event)
+    capture.run(event)
+    assert capture.files() == {"job-1/image-1.png": body}
+
+
+def test_a_stalled_download_times_out_and_leaves_nothing(capture: Capture) -> None:
+    """A server that stops sending mid-body is cut off by the read timeout."""
+    capture.read_timeout = 0.5
+    route = Route(media_bytes("mp4", 300_000), stall_after=10_000, stall_seconds=3)
+    with pytest.raises(CaptureIncomplete, match="timed out"):
+        capture.run(only(capture, route, "/v.mp4", "videoUrl"))
+    assert capture.files() == {}
+
+
+def test_the_total_time_limit_cuts_off_a_slow_trickle(
+    cdn: FakeCdn, ca: trustme.CA, tmp_path: Path
+) -> None:
+    """Each read arrives in time, but the whole file may not take longer than its limit."""
+    slow = Capture(cdn, ca, tmp_path / "a", timeout_seconds=0.5)
+    route = Route(media_bytes("png", 100_000), stall_after=5_000, stall_seconds=1.5)
+    with pytest.raises(CaptureIncomplete, match=r"longer than 0\.5 s"):
+        slow.run(only(slow, route))
+    assert slow.files() == {}
+
+
+def test_429_asks_for_the_servers_delay(capture: Capture) -> None:
+    """``Retry-After: 7`` on a 429 becomes ``RetryLater(7)``."""
+    route = Route(media_bytes("png", 10), fail_first=1, fail_status=429)
+    route.fail_headers = {"Retry-After": "7"}
+    with pytest.raises(RetryLater) as raised:
+        capture.run(only(capture, route))
+    assert raised.value.delay == 7
+
+
+def test_a_404_on_an_expired_job_is_permanent(capture: Capture) -> None:
+    """The CDN purged the file (``expired``): no retry, a reason that says so."""
+    event = capture.event({"images": [capture.url("/gone.png")]}, expired=True)
+    with pytest.raises(PermanentFailure, match="expired"):
+        capture.run(event)
+
+
+def test_a_404_long_after_completion_is_permanent_but_soon_after_is_retried(
+    capture: Capture,
+) -> None:
+    """Past the CDN's retention a 404 is a loss; right after completion the CDN may lag."""
+    result = {"images": [capture.url("/late.png")]}
+    with pytest.raises(PermanentFailure, match="expired"):
+        capture.run(capture.event(result, completedAt="2020-01-01T00:00:00Z"))
+    with pytest.raises(CaptureIncomplete, match="HTTP 404"):
+        capture.run(capture.event(result))
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+def test_files_over_the_size_cap_fail_permanently(
+    cdn: FakeCdn, ca: trustme.CA, tmp_path: Path, chunked: bool
+) -> None:
+    """Declared or counted while streaming, a file over the cap is refused and not stored."""
+    small = Capture(cdn, ca, tmp_path / "a", max_bytes=100_000)
+    route = Route(media_bytes("png", 300_000), chunked=chunked)
+    with pytest.raises(PermanentFailure, match="FRAMEHOOK_ASSET_MAX_BYTES"):
+        small.run(only(small, route))
+    assert small.files() == {}
+
+
+def test_redirects_within_the_cdn_are_followed(capture: Capture) -> None:
+    """A chain of redirects between allowed hosts ends in the stored file."""
+    body = media_bytes("webp", 5000)
+    capture.cdn.route("/final.webp", Route(body))
+    capture.cdn.route("/hop2", Route(location=capture.url("/final.webp", "cdn.apiframe.ai")))
+    capture.run(only(capture, Route(location=capture.url("/hop2")), "/hop1"))
+    assert capture.files() == {"job-1/image-1.webp": body}
+
+
+def test_a_redirect_loop_is_a_permanent_refusal(capture: Capture) -> None:
+    """A loop is stopped by the redirect limit and not retried."""
+    with pytest.raises(PermanentFailure, match="redirect"):
+        capture.run(only(capture, Route(location=capture.url("/loop")), "/loop"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://localhost/x.png",
+        "https://evil.example.com/x.png",
+        "http://cdn2.apiframe.ai/x.png",
+    ],
+)
+def test_unsafe_urls_fail_permanently_without_a_connection(capture: Capture, url: str) -> None:
+    """Refused URLs are never fetched, never retried, and say why."""
+    with pytest.raises(PermanentFailure, match="refused"):
+        capture.run(capture.event({"images": [url]}))
+    assert capture.cdn.connections == 0
+
+
+def test_good_files_are_kept_when_another_fails(capture: Capture) -> None:
+    """One bad file does not cost the others: they are stored, and only it is retried."""
+    good = media_bytes("png", 4000)
+    capture.cdn.route("/good.png", Route(good))
+    capture.cdn.route("/flaky.png", Route(media_bytes("png", 10), fail_first=1))
+    event = capture.event({"images": [capture.url("/good.png"), capture.url("/flaky.png")]})
+    with pytest.raises(CaptureIncomplete, match="flaky"):
+        capture.run(event)
+    assert capture.files() == {"job-1/image-1.png": good}
+    capture.run(event)
+    assert capture.cdn.hits["/good.png"] == 1
+    assert len(capture.files()) == 2
+
+
+def test_downloads_run_concurrently_up_to_the_limit(
+    cdn: FakeCdn, ca: trustme.CA, tmp_path: Path
+) -> None:
+    """Six slow files with a limit of two: never more than two requests at once."""
+    limited = Capture(cdn, ca, tmp_path / "a", concurrency=2)
+    urls = []
+    for n in range(6):
+        path = cdn.route(
+            f"/{n}.png", Route(media_bytes("png", 20_000), stall_after=100, stall_seconds=0.2)
+        )
+        urls.append(limited.url(path))
+    limited.run(limited.event({"images": urls}))
+    assert len(limited.files()) == 6
+    assert cdn.peak == 2
