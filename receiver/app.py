@@ -21,7 +21,7 @@ from receiver.logs import get_logger
 from receiver.registry import load_handlers, subscriptions_for
 from receiver.responses import exception_handlers
 from receiver.runner import build_worker, http_client, running_worker
-from receiver.schema import current_revision, head_revision, upgrade
+from receiver.schema import current_revision, head_revision, is_current, upgrade
 from receiver.settings import Settings
 from receiver.signatures import Verifier
 from receiver.webhook import WebhookEndpoint
@@ -33,6 +33,8 @@ _log = get_logger("framehook.app")
 
 def prepare_schema(engine: Engine, settings: Settings) -> None:
     """Migrate (SQLite, or when FRAMEHOOK_AUTO_MIGRATE) or warn if the schema is behind."""
+    if is_current(engine):
+        return
     auto = settings.is_sqlite if settings.auto_migrate is None else settings.auto_migrate
     if auto:
         upgrade(engine)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from receiver.database import writing
 
-__all__ = ["current_revision", "head_revision", "upgrade"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["HEAD", "current_revision", "head_revision", "is_current", "upgrade"]
+
+HEAD = "0003"
+"""The newest revision this version ships (a test keeps it equal to Alembic's head). Known
+without Alembic, so a process whose schema is current never imports it (about 10 MiB)."""
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every framehook process.
@@ -21,6 +26,8 @@ _PG_MIGRATION_LOCK = 0x6672616D65686F6B  # "framehok"
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_SCRIPTS))
     config.attributes["connection"] = connection
@@ -28,7 +35,9 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    """The newest revision this version of framehook ships."""
+    """The newest revision this version of framehook ships, as Alembic reads the scripts."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
@@ -36,6 +45,8 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or ``None`` for an empty database."""
+    from alembic.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
@@ -46,7 +57,19 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     On PostgreSQL an advisory lock serialises concurrent upgrades (replicas starting together
     during a rolling deploy); SQLite serialises them with its write lock.
     """
+    from alembic import command
+
     with writing(engine) as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
         command.upgrade(_config(connection), revision)
+
+
+def is_current(engine: Engine) -> bool:
+    """Whether the database is at ``HEAD``, read without Alembic."""
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except DBAPIError:  # no alembic_version table yet: an empty database
+        return False
+    return [r[0] for r in rows] == [HEAD]

@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import anyio
 
@@ -46,13 +47,16 @@ class LocalStorage:
         digest = hashlib.sha256()
         size = 0
         try:
-            async with await anyio.open_file(temp, "wb") as out:
+            out = await anyio.to_thread.run_sync(temp.open, "wb")
+            try:
                 async for chunk in chunks:
-                    digest.update(chunk)
                     size += len(chunk)
-                    await out.write(chunk)
-                await out.flush()
-                await anyio.to_thread.run_sync(os.fsync, out.wrapped.fileno())
+                    # Hashing and writing in the thread (both release the GIL) lets the event
+                    # loop read the next chunk from the network meanwhile.
+                    await anyio.to_thread.run_sync(_write, out, digest, chunk)
+                await anyio.to_thread.run_sync(_flush, out)
+            finally:
+                await anyio.to_thread.run_sync(out.close)
             await anyio.to_thread.run_sync(os.replace, temp, path)
             await anyio.to_thread.run_sync(_fsync_dir, path.parent)
         except BaseException:
@@ -81,6 +85,16 @@ class LocalStorage:
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
+
+
+def _write(out: BinaryIO, digest: Any, chunk: bytes) -> None:
+    digest.update(chunk)
+    out.write(chunk)
+
+
+def _flush(out: BinaryIO) -> None:
+    out.flush()
+    os.fsync(out.fileno())
 
 
 def _sweep_parts(path: Path) -> None:

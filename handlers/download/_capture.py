@@ -8,6 +8,7 @@ complete (a failure anywhere, here or in the store, leaves nothing under the key
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ from storage import InvalidKey, StorageError
 __all__ = ["AssetFailure", "capture"]
 
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
+READ_AHEAD = 2
+"""Chunks read from the network ahead of the store (memory: this many chunks)."""
 
 
 class AssetFailure(Exception):
@@ -111,7 +114,7 @@ async def _fetch_and_store(
             raise _TooLarge(
                 f"declared {declared} bytes, over FRAMEHOOK_ASSET_MAX_BYTES ({options.max_bytes})"
             )
-        raw = response.aiter_raw(options.chunk_bytes)
+        raw = _read_ahead(_coalesced(response.aiter_raw(), options.chunk_bytes), READ_AHEAD)
         head = await _read_head(raw)
         content_type = check_content(head, ref.kind)
         kind = content_type.split("/", 1)[0] if ref.kind == "file" else ref.kind
@@ -196,6 +199,50 @@ def _content_length(response: httpx.Response) -> int | None:
     if value is None or not value.strip().isdigit():
         return None
     return int(value)
+
+
+async def _coalesced(pieces: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    """The body in chunks of about ``size`` bytes, joined from what the socket delivers.
+
+    One join per chunk: httpx's own ``aiter_raw(chunk_size)`` re-buffers through a BytesIO and
+    cost a second per GiB (measured), more than reading the socket itself.
+    """
+    parts: list[bytes] = []
+    held = 0
+    async for piece in pieces:
+        parts.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield b"".join(parts)
+            parts, held = [], 0
+    if parts:
+        yield b"".join(parts)
+
+
+async def _read_ahead(chunks: AsyncIterator[bytes], depth: int) -> AsyncIterator[bytes]:
+    """``chunks``, read up to ``depth`` chunks ahead by a task of its own, so the network is
+    read while the store writes (otherwise each waits for the other: about a quarter slower).
+    """
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(depth)
+
+    async def pump() -> None:
+        try:
+            async for chunk in chunks:
+                await queue.put(chunk)
+            await queue.put(None)
+        except Exception as exc:
+            await queue.put(exc)
+
+    reader = asyncio.create_task(pump())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
 
 
 async def _read_head(raw: AsyncIterator[bytes]) -> bytes:

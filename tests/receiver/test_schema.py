@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 
+from receiver.database import create_db_engine
 from receiver.models import metadata
-from receiver.schema import current_revision, head_revision, upgrade
+from receiver.schema import HEAD, current_revision, head_revision, is_current, upgrade
 
 
 def test_migrations_match_the_models(db: Engine) -> None:
@@ -44,3 +47,30 @@ def test_concurrent_upgrades_do_not_collide(db: Engine) -> None:
         thread.join()
     assert errors == []
     assert current_revision(db) == head_revision()
+
+
+def test_head_is_known_without_alembic_and_matches_its_scripts() -> None:
+    """``HEAD`` (read without Alembic) is the newest migration shipped."""
+    assert head_revision() == HEAD
+
+
+def test_a_current_schema_is_recognised_without_importing_alembic(sqlite_url: str) -> None:
+    """A process starting on a migrated database never loads Alembic (memory it would keep)."""
+    engine = create_db_engine(sqlite_url)
+    assert not is_current(engine)
+    upgrade(engine)
+    assert is_current(engine)
+    engine.dispose()
+    probe = (
+        "import sys\n"
+        "from receiver.app import prepare_schema\n"
+        "from receiver.database import create_db_engine\n"
+        "from receiver.settings import Settings\n"
+        f"engine = create_db_engine({sqlite_url!r})\n"
+        f"prepare_schema(engine, Settings(database_url={sqlite_url!r}))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
