@@ -48,9 +48,9 @@ def load_settings(**overrides: Any) -> Settings:
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")
+        str | None, typer.Option(help="Interface to bind (default: 127.0.0.1).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind [default: 8000].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (default: 8000).")] = None,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
     proxy_headers: Annotated[
         bool | None,
@@ -119,7 +119,7 @@ def serve(
 @app.command("worker")
 def worker_command(
     concurrency: Annotated[
-        int | None, typer.Option(help="Handler runs at once [default: 8].", min=1)
+        int | None, typer.Option(help="Handler runs at once (default: 8).", min=1)
     ] = None,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
@@ -176,6 +176,115 @@ def replay(
     if task is not None and not count:
         raise _fail(f"task {task} not re-queued: no such task, or it is running now", code=1)
     _err.print(f"re-queued {count} task{'s' if count != 1 else ''}")
+
+
+@app.command("send-test")
+def send_test(
+    event: Annotated[str, typer.Argument(metavar="EVENT", help="progress, completed or failed.")],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where to POST (default: http://FRAMEHOOK_HOST:FRAMEHOOK_PORT/webhooks/apiframe)."
+        ),
+    ] = None,
+    modality: Annotated[
+        str,
+        typer.Option(help="image, upscale, midjourney, video, midjourney-video, music or stems."),
+    ] = "midjourney",
+    model: Annotated[
+        str | None, typer.Option(help="The job's model (default: the modality's usual one).")
+    ] = None,
+    job_id: Annotated[str | None, typer.Option(help="The job's id (default: a new UUID).")] = None,
+    progress: Annotated[
+        int | None,
+        typer.Option(help="A progress event's percentage (default: 45).", min=0, max=100),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="The key to sign with (default: APIFRAME_API_KEY).")
+    ] = None,
+    asset_base_url: Annotated[
+        str | None,
+        typer.Option(help="Where the result's URLs point (default: https://cdn2.apiframe.ai)."),
+    ] = None,
+    repeat: Annotated[
+        int, typer.Option(help="Send the same bytes this many times (a redelivery).", min=1)
+    ] = 1,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.", min=0.1)] = 10,
+) -> None:
+    """Sign and POST a realistic Apiframe webhook to a receiver, like `stripe trigger`.
+
+    Prints each answer's status and JSON; exits 0 if every answer was 2xx, else 1.
+    """
+    import json
+    import uuid
+
+    import httpx
+    from rich.markup import escape
+
+    from receiver.fakeapi import CDN_BASE_URL, sample_webhook, signature
+
+    if event not in ("progress", "completed", "failed"):
+        raise _fail(f"unknown event {event!r}: say progress, completed or failed")
+    if progress is not None and event != "progress":
+        raise _fail("--progress goes with the progress event")
+    try:
+        job_id = None if job_id is None else str(uuid.UUID(job_id))
+    except ValueError:
+        raise _fail(f"--job-id {job_id!r} is not a UUID (Apiframe's job ids are)") from None
+    settings = load_settings()
+    key = api_key or next(iter(settings.signing_api_keys()), None)
+    if not key:
+        raise _fail("no API key to sign with: pass --api-key or set APIFRAME_API_KEY")
+    if url is None:
+        # A server bound to every interface is reached on loopback.
+        any_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+        host = any_host.get(settings.host, settings.host)
+        url = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}/webhooks/apiframe"
+    try:
+        target = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise _fail(f"--url {url!r} is not a URL: {exc}") from None
+    if target.scheme not in ("http", "https") or not target.host:
+        raise _fail(f"--url {url!r} is not an http(s) URL")
+    try:
+        payload = sample_webhook(
+            event,
+            modality,
+            model=model,
+            job_id=job_id,
+            progress=progress,
+            asset_base_url=asset_base_url or CDN_BASE_URL,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "framehook-send-test",
+        "X-Webhook-Event": event,
+        "X-Webhook-Signature": signature(body, key),
+    }
+    _err.print(
+        f"POST {escape(url)}: {event} of job {payload['jobId']} ({payload['model']})",
+        soft_wrap=True,
+    )
+    all_ok = True
+    with httpx.Client(timeout=timeout) as client:
+        for _ in range(repeat):
+            try:
+                response = client.post(target, content=body, headers=headers)
+            except httpx.ConnectError as exc:
+                raise _fail(f"could not connect to {url} ({exc}): is it running?", 1) from None
+            except httpx.HTTPError as exc:
+                raise _fail(f"no answer from {url}: {type(exc).__name__}: {exc}", 1) from None
+            typer.echo(f"{response.status_code} {response.reason_phrase}")
+            try:
+                typer.echo(json.dumps(response.json(), indent=2))
+            except ValueError:
+                typer.echo(response.text)
+            all_ok = all_ok and response.is_success
+    if not all_ok:
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")

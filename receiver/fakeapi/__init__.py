@@ -1,0 +1,33 @@
+"""A fake Apiframe v2 for tests, demos and offline development.
+
+It accepts jobs on the real routes, runs them in the background, sends the signed webhooks
+Apiframe would send (or, on request, duplicates, reorders, delays, drops them, or signs them
+with a rotated key), answers the job API (and 429/503 on request) and serves real, small media
+files from its own CDN route until they expire::
+
+    app = create_fake_apiframe("afk_...", behaviour=Behaviour(step_seconds=0.01))
+    # serve `app` with uvicorn, or drive it through httpx.ASGITransport inside its lifespan;
+    # fake_of(app).deliveries says what was sent and what the receiver answered.
+"""
+
+from receiver.fakeapi.app import create_fake_apiframe, fake_of
+from receiver.fakeapi.bodies import CDN_BASE_URL, MODALITIES, sample_webhook
+from receiver.fakeapi.chaos import Behaviour
+from receiver.fakeapi.jobs import Job
+from receiver.fakeapi.lifecycle import FakeApiframe
+from receiver.fakeapi.media import media_file
+from receiver.fakeapi.webhooks import Delivery, signature
+
+__all__ = [
+    "CDN_BASE_URL",
+    "MODALITIES",
+    "Behaviour",
+    "Delivery",
+    "FakeApiframe",
+    "Job",
+    "create_fake_apiframe",
+    "fake_of",
+    "media_file",
+    "sample_webhook",
+    "signature",
+]
