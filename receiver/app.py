@@ -20,7 +20,7 @@ from receiver.intake import Arrival, Receipt, Recorder
 from receiver.logs import get_logger
 from receiver.registry import load_handlers, subscriptions_for
 from receiver.responses import exception_handlers
-from receiver.runner import build_worker, http_client, running_worker
+from receiver.runner import build_worker, http_client, running_reconciler, running_worker
 from receiver.schema import current_revision, head_revision, is_current, upgrade
 from receiver.settings import Settings
 from receiver.signatures import Verifier
@@ -77,6 +77,10 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             for wake in woken:
                 wake()
 
+    def wake_workers_now() -> None:
+        for wake in woken:
+            wake()
+
     committer: Committer[Arrival, Receipt] = Committer(
         record,
         on_commit=wake_workers,
@@ -112,6 +116,10 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
                     woken.append(worker.wake)
                     await stack.enter_async_context(running_worker(worker, settings))
                     app.state.worker = worker
+                if settings.reconcile:
+                    await stack.enter_async_context(
+                        running_reconciler(engine, recorder, settings, lambda: wake_workers_now())
+                    )
                 _log.info(
                     "receiver ready",
                     database=engine.dialect.name,

@@ -130,8 +130,11 @@ class ParsedBody:
         event_name: the body's ``event`` as sent (any string), if there was one.
         job_id: the body's ``jobId`` when it is a usable string.
         dedupe_key: one key per meaning (see ``parse_body``); ``None`` when malformed.
-        fingerprint: SHA-256 hex of the canonical JSON (sorted keys), or of the raw bytes when
-            the body is not JSON; equal fingerprints mean the same content however serialised.
+        fingerprint: SHA-256 hex of canonical JSON (sorted keys), or of the raw bytes when the
+            body is not JSON. For the three job events, of what the event says (its event, job
+            and progress, result or error) rather than the whole body: the same event rebuilt
+            from the job API by reconciliation, or resent with other incidental fields, is a
+            duplicate, not a conflict.
         problem: for ``MALFORMED``, the 400 to answer with.
     """
 
@@ -169,7 +172,7 @@ def parse_body(raw: bytes) -> ParsedBody:
         return _malformed(raw, InvalidPayload("not_json", "body is not valid JSON"))
     if not isinstance(data, dict):
         return _malformed(raw, InvalidPayload("not_an_object", "body must be a JSON object"))
-    fingerprint = hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    fingerprint = _fingerprint(data)
     name = data.get("event")
     name = name[:MAX_EVENT_NAME_LENGTH] if isinstance(name, str) else None
     raw_job = data.get("jobId")
@@ -186,4 +189,16 @@ def parse_body(raw: bytes) -> ParsedBody:
         problem = InvalidPayload("invalid_event", f"'{name}' event is missing or has bad: {fields}")
         return ParsedBody(Kind.MALFORMED, None, name, job_id, None, fingerprint, problem)
     kind = Kind(event.event)
-    return ParsedBody(kind, event, name, event.job_id, _dedupe_key(event), fingerprint)
+    meaning = _fingerprint({key: data.get(key) for key in _MEANING[kind]})
+    return ParsedBody(kind, event, name, event.job_id, _dedupe_key(event), meaning)
+
+
+_MEANING = {
+    Kind.PROGRESS: ("event", "jobId", "progress"),
+    Kind.COMPLETED: ("event", "jobId", "result"),
+    Kind.FAILED: ("event", "jobId", "error"),
+}
+
+
+def _fingerprint(data: Any) -> str:
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()

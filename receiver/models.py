@@ -80,6 +80,9 @@ class Job(SQLModel, table=True):
     completed_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+    # When reconciliation last asked Apiframe about this job (it asks again only after the
+    # modality's wait, so a stuck job costs one request per wait, not one per sweep).
+    polled_at: datetime | None = _ts(nullable=True)
 
 
 class Delivery(SQLModel, table=True):

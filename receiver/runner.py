@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import Engine
 
 from handlers import FetchPolicy, Handler, safe_client
+from receiver.apiframe import ApiframeClient
 from receiver.errors import ConfigurationError
+from receiver.intake import Recorder
 from receiver.notify import Listener
 from receiver.queue import TaskQueue
+from receiver.reconcile import Reconciler, Waits, reconcile_periodically
 from receiver.settings import Settings
 from receiver.worker import Worker, worker_name
 from storage import from_url
 
-__all__ = ["build_worker", "http_client", "running_worker"]
+__all__ = ["build_worker", "http_client", "running_reconciler", "running_worker"]
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
@@ -88,3 +92,30 @@ async def running_worker(worker: Worker, settings: Settings) -> AsyncIterator[Wo
         if listener is not None:
             await asyncio.get_running_loop().run_in_executor(None, listener.stop)
         await worker.http.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running_reconciler(
+    engine: Engine, recorder: Recorder, settings: Settings, wake: Callable[[], None]
+) -> AsyncIterator[Reconciler]:
+    """Reconcile with Apiframe's job API in the background for the duration of the block
+    (``FRAMEHOOK_RECONCILE``), with the first signing key."""
+    client = ApiframeClient(settings.require_api_keys()[0], settings.apiframe_url)
+    waits = Waits(
+        image=timedelta(seconds=settings.reconcile_image_seconds),
+        video=timedelta(seconds=settings.reconcile_video_seconds),
+        music=timedelta(seconds=settings.reconcile_music_seconds),
+    )
+    reconciler = Reconciler(engine, recorder, client, waits, on_recorded=wake)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        reconcile_periodically(reconciler, settings.reconcile_interval_seconds, stop)
+    )
+    try:
+        yield reconciler
+    finally:
+        stop.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.aclose()

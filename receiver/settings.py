@@ -76,6 +76,18 @@ class Settings(BaseSettings):
     handler_timeout_seconds: float = Field(default=300.0, gt=0)
     grace_seconds: float = Field(default=25.0, ge=0)
 
+    # Apiframe's job API: reconciliation, `framehook generate`, the demo.
+    apiframe_url: str = "https://api.apiframe.ai"
+    public_url: str | None = None
+    """This receiver's address as Apiframe reaches it (a tunnel's URL on a laptop)."""
+    reconcile: bool = True
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
+    # A job not finished this long after its last news is looked up (images are quick; videos
+    # and music take minutes: polling them sooner only costs requests).
+    reconcile_image_seconds: float = Field(default=180.0, gt=0)
+    reconcile_video_seconds: float = Field(default=600.0, gt=0)
+    reconcile_music_seconds: float = Field(default=300.0, gt=0)
+
     @field_validator("api_keys", "handlers", "asset_hosts", "asset_allow_networks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

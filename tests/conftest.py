@@ -146,6 +146,8 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             # Receiver tests look at queued tasks; worker tests switch the worker on.
             "run_worker": False,
             "storage_url": "memory://",
+            # Hermetic: no lookups on api.apiframe.ai (reconciliation tests point it at a fake).
+            "reconcile": False,
         }
         values.update(overrides)
         return Settings(**values)

@@ -32,6 +32,7 @@ def framehook_env(**overrides: str) -> dict[str, str]:
         if not k.startswith("FRAMEHOOK_") and k != "APIFRAME_API_KEY"
     }
     env.update({"FRAMEHOOK_LOG_FORMAT": "json", "APIFRAME_API_KEY": API_KEY})
+    env["FRAMEHOOK_RECONCILE"] = "false"  # hermetic: never ask api.apiframe.ai
     env.update(overrides)
     return env
 

@@ -55,13 +55,29 @@ def test_dedupe_keys_follow_meaning() -> None:
 
 
 def test_fingerprint_ignores_serialisation_but_not_content() -> None:
-    """Key order and whitespace do not change the fingerprint; a changed value does."""
+    """Key order and whitespace do not change the fingerprint; a changed result does."""
     body = orjson.loads(sample("completed-suno"))
     compact = orjson.dumps(body)
     spaced = orjson.dumps(dict(reversed(list(body.items()))), option=orjson.OPT_INDENT_2)
-    changed = orjson.dumps({**body, "creditCost": 12})
+    changed = orjson.dumps({**body, "result": {"tracks": []}})
     assert parse_body(compact).fingerprint == parse_body(spaced).fingerprint
     assert parse_body(changed).fingerprint != parse_body(compact).fingerprint
+
+
+def test_a_job_event_is_fingerprinted_by_what_it_says_not_its_incidental_fields() -> None:
+    """The completed event rebuilt from the job API (other timestamp, extra fields, no
+    status) is the same event; the unknown event's whole body still counts."""
+    body = orjson.loads(sample("completed-suno"))
+    polled = {k: body[k] for k in ("event", "jobId", "result", "model")}
+    polled |= {"completedAt": "2026-11-20T10:07:01Z", "expired": False}
+    assert (
+        parse_body(orjson.dumps(polled)).fingerprint
+        == parse_body(sample("completed-suno")).fingerprint
+    )
+    unknown = orjson.loads(sample("unknown-event-future"))
+    assert parse_body(orjson.dumps({**unknown, "x": 1})).fingerprint != (
+        parse_body(orjson.dumps(unknown)).fingerprint
+    )
 
 
 @pytest.mark.parametrize(
