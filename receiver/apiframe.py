@@ -24,6 +24,9 @@ __all__ = ["DEFAULT_API_URL", "ApiframeClient", "ApiframeError", "JobPage"]
 
 DEFAULT_API_URL = "https://api.apiframe.ai"
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+# A POST is retried only when the job was surely not created: refused before processing.
+_POST_RETRY_STATUS = frozenset({429, 503})
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
 class ApiframeError(FramehookError):
@@ -130,6 +133,9 @@ class ApiframeClient:
             except httpx.TransportError as exc:
                 self._count("unreachable")
                 last, status = f"{type(exc).__name__}: {exc}", None
+                if method == "POST" and not isinstance(exc, _NOT_SENT):
+                    # It may have reached Apiframe: trying again could create a second job.
+                    raise ApiframeError(f"{method} {path}: {last}") from exc
             else:
                 status = response.status_code
                 if status == 404 and method == "GET":
@@ -139,7 +145,8 @@ class ApiframeClient:
                     self._count("ok")
                     return _json(response)
                 last = f"HTTP {status}: {_error_text(response)}"
-                if status not in _RETRY_STATUS:
+                retryable = _POST_RETRY_STATUS if method == "POST" else _RETRY_STATUS
+                if status not in retryable:
                     self._count("refused")
                     raise ApiframeError(f"{method} {path}: {last}", status)
                 self._count("rate_limited" if status == 429 else "unavailable")

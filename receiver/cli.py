@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
 
 from receiver.errors import FramehookError
 from receiver.settings import Settings
@@ -178,6 +182,55 @@ def replay(
     _err.print(f"re-queued {count} task{'s' if count != 1 else ''}")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    """``90s``, ``30m``, ``2h``, ``7d`` (a bare number is seconds)."""
+    value = text.strip().lower()
+    unit = value[-1] if value and value[-1] in _UNITS else "s"
+    number = value[:-1] if value and value[-1] in _UNITS else value
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise _fail(f"--since {text!r}: expected a duration such as 90s, 30m, 2h or 7d") from None
+    if seconds <= 0:
+        raise _fail(f"--since {text!r}: must be positive")
+    return timedelta(seconds=seconds)
+
+
+@app.command()
+def reconcile(
+    since: Annotated[
+        str | None,
+        typer.Option(help="Also walk Apiframe's job list back this far (90s, 30m, 2h, 7d)."),
+    ] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="Apiframe's API (default: https://api.apiframe.ai).")
+    ] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """Ask Apiframe's job API about unfinished jobs (and, with --since, jobs never heard of);
+    what it says is recorded like a webhook, and handlers run as usual."""
+    from receiver.apiframe import ApiframeError
+    from receiver.runner import reconcile_once
+
+    window = _duration(since) if since is not None else None
+    settings = load_settings(database_url=database_url, apiframe_url=api_url)
+    try:
+        report = asyncio.run(reconcile_once(settings, window))
+    except ApiframeError as exc:
+        raise _fail(f"Apiframe's API: {exc}", code=1) from None
+    except FramehookError as exc:
+        raise _fail(str(exc)) from None
+    table = Table("outcome", "jobs", title="reconciliation")
+    for outcome, count in sorted(report.outcomes.items()):
+        table.add_row(outcome, str(count))
+    Console().print(table)
+    if report.outcomes.get("error"):
+        raise typer.Exit(1)
+
+
 @app.command("send-test")
 def send_test(
     event: Annotated[str, typer.Argument(metavar="EVENT", help="progress, completed or failed.")],
@@ -285,6 +338,86 @@ def send_test(
             all_ok = all_ok and response.is_success
     if not all_ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo's database and files go.")
+    ] = Path("framehook-demo"),
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for every job and its files.", min=1)
+    ] = 120,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Keep both servers up afterwards (Ctrl-C).")
+    ] = False,
+    step_seconds: Annotated[
+        float, typer.Option(help="The fake Apiframe's seconds between a job's steps.", min=0)
+    ] = 0.3,
+) -> None:
+    """Everything offline in one command: a fake Apiframe, the receiver, a few jobs, their files.
+
+    No API key needed. Exits 0 when every job ended as planned with its files on disk.
+    """
+    from receiver.demo import run_demo
+
+    code = run_demo(
+        directory, timeout=timeout, keep_running=keep_running, step_seconds=step_seconds
+    )
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def generate(
+    route: Annotated[
+        str, typer.Argument(metavar="ROUTE", help="images/generate, videos/generate, ...")
+    ],
+    model: Annotated[str | None, typer.Option(help="The model (e.g. midjourney).")] = None,
+    prompt: Annotated[str | None, typer.Option(help="The prompt.")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KEY=VALUE", help="Another request field (a JSON value or text); repeatable."
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(help="This receiver's public address, a tunnel's (FRAMEHOOK_PUBLIC_URL)."),
+    ] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="Apiframe's API (FRAMEHOOK_APIFRAME_URL).")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="The receiver's database (FRAMEHOOK_DATABASE_URL).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to follow the job.", min=1)] = 900,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Follow the job, or only submit it.")
+    ] = True,
+) -> None:
+    """Submit a job to Apiframe and follow it live until its files are stored.
+
+    The webhooks go to --public-url + /webhooks/apiframe, where `framehook serve` records
+    them. Exits 0 when the job completed with its files, 1 if it failed or timed out.
+    """
+    from receiver.database import normalize_url
+    from receiver.generate import Follow, UsageProblem, build_request, run_generate
+
+    settings = load_settings(public_url=public_url, apiframe_url=api_url, database_url=database_url)
+    key = next(iter(settings.signing_api_keys()), None)
+    if not key:
+        raise _fail("no API key: set APIFRAME_API_KEY to your Apiframe key")
+    try:
+        normalize_url(settings.database_url)
+        request = build_request(
+            route, model=model, prompt=prompt, params=param or [], public_url=settings.public_url
+        )
+    except (FramehookError, UsageProblem) as exc:
+        raise _fail(str(exc)) from None
+    code = run_generate(settings, key, request, Follow(timeout) if wait else None)
+    if code:
+        raise typer.Exit(code)
 
 
 @db_app.command("upgrade")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import anyio
 import httpx
 from sqlalchemy import Engine
 
@@ -16,12 +17,18 @@ from receiver.errors import ConfigurationError
 from receiver.intake import Recorder
 from receiver.notify import Listener
 from receiver.queue import TaskQueue
-from receiver.reconcile import Reconciler, Waits, reconcile_periodically
+from receiver.reconcile import Reconciler, Report, Waits, reconcile_periodically
 from receiver.settings import Settings
 from receiver.worker import Worker, worker_name
 from storage import from_url
 
-__all__ = ["build_worker", "http_client", "running_reconciler", "running_worker"]
+__all__ = [
+    "build_worker",
+    "http_client",
+    "reconcile_once",
+    "running_reconciler",
+    "running_worker",
+]
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
@@ -119,3 +126,36 @@ async def running_reconciler(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await client.aclose()
+
+
+async def reconcile_once(settings: Settings, since: timedelta | None) -> Report:
+    """``framehook reconcile``: walk the job list back ``since`` (if given), then look up
+    every job still unfinished, whatever its wait. Tasks are queued for the loaded handlers;
+    a running worker picks them up.
+
+    Raises:
+        ConfigurationError: no API key; RegistryError: a handler cannot be loaded.
+    """
+    from receiver.app import prepare_schema
+    from receiver.database import create_db_engine
+    from receiver.registry import load_handlers, subscriptions_for
+
+    key = settings.require_api_keys()[0]
+    handlers = load_handlers(settings.handlers)
+    engine = create_db_engine(settings.database_url)
+    client = ApiframeClient(key, settings.apiframe_url)
+    try:
+        await anyio.to_thread.run_sync(prepare_schema, engine, settings)
+        recorder = Recorder(engine.dialect.name, subscriptions_for(handlers))
+        now_waits = Waits(timedelta(0), timedelta(0), timedelta(0))
+        reconciler = Reconciler(engine, recorder, client, now_waits)
+        report = Report()
+        if since is not None:
+            report = await reconciler.discover(datetime.now(UTC) - since)
+        polled = await reconciler.poll_stale(limit=10_000)
+        report.outcomes.update(polled.outcomes)
+        report.add("api_requests", sum(client.polls.values()))
+        return report
+    finally:
+        await client.aclose()
+        engine.dispose()

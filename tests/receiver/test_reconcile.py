@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,14 +19,15 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from receiver.apiframe import ApiframeClient
-from receiver.database import writing
+from receiver.database import create_db_engine, writing
 from receiver.events import parse_body
 from receiver.fakeapi import Behaviour, FakeApiframe, create_fake_apiframe, fake_of
 from receiver.intake import Arrival, Outcome, Recorder, Subscription
 from receiver.reconcile import Reconciler, Waits, event_body, modality_of
 from receiver.retry import RetryPolicy
+from receiver.runner import reconcile_once
 from tests.conftest import API_KEY, rows, signed_headers
-from tests.processes import free_port
+from tests.processes import framehook_env, free_port, run_cli
 
 HOOK = "http://receiver.test/webhooks/apiframe"
 NOW_WAITS = Waits(timedelta(0), timedelta(0), timedelta(0))
@@ -297,3 +299,56 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def test_reconcile_once_walks_the_list_and_polls_every_unfinished_job(
+    make_settings: Callable[..., Any], db: Engine
+) -> None:
+    """``framehook reconcile --since``: jobs never heard of and jobs left half-way both end
+    in their final state, whatever their waits."""
+    with (
+        fake_server(DROP_ALL) as api,
+        httpx.Client(base_url=api, headers={"X-API-Key": API_KEY}) as fake,
+    ):
+        body = {"model": "suno", "prompt": "x", "webhookUrl": HOOK}
+        never = fake.post("/v2/music/generate", json=body).json()["jobId"]
+        halfway = fake.post("/v2/music/generate", json=body | {"prompt": "fail"}).json()["jobId"]
+        news = orjson.dumps({"event": "progress", "jobId": halfway, "progress": 50})
+        with writing(db) as connection:
+            recorder(db).record(connection, Arrival(parse_body(news), news, datetime.now(UTC), "r"))
+        wait_for(
+            lambda: all(
+                fake.get(f"/v2/jobs/{j}").json()["status"] in ("COMPLETED", "FAILED")
+                for j in (never, halfway)
+            )
+        )
+        settings = make_settings(apiframe_url=api)
+        report = asyncio.run(reconcile_once(settings, timedelta(hours=1)))
+    assert (status(db, never), status(db, halfway)) == ("COMPLETED", "FAILED")
+    assert report.outcomes["updated"] == 2
+
+
+def test_the_reconcile_command_prints_what_it_found(tmp_path: Path) -> None:
+    """``framehook reconcile --since 1h`` records a job whose webhooks were all lost and
+    prints a table; a bad duration and an unreachable API are clear errors."""
+    url = f"sqlite:///{tmp_path / 'framehook.db'}"
+    env = framehook_env(FRAMEHOOK_DATABASE_URL=url)
+    with (
+        fake_server(DROP_ALL) as api,
+        httpx.Client(base_url=api, headers={"X-API-Key": API_KEY}) as fake,
+    ):
+        body = {"model": "kling-2.6", "prompt": "x", "webhookUrl": HOOK}
+        job_id = fake.post("/v2/videos/generate", json=body).json()["jobId"]
+        wait_for(lambda: fake.get(f"/v2/jobs/{job_id}").json()["status"] == "COMPLETED")
+        done = run_cli(["reconcile", "--since", "1h", "--api-url", api], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "updated" in done.stdout
+    engine = create_db_engine(url)
+    assert status(engine, job_id) == "COMPLETED"
+    engine.dispose()
+    bad = run_cli(["reconcile", "--since", "soon"], env, tmp_path)
+    assert (bad.returncode, "expected a duration" in bad.stderr) == (2, True)
+    away = run_cli(["reconcile", "--since", "1h", "--api-url", "http://127.0.0.1:9"], env, tmp_path)
+    assert away.returncode == 1
+    assert "Apiframe's API" in away.stderr
+    assert "Traceback" not in away.stderr
