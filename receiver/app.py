@@ -12,12 +12,14 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from receiver.admin import admin_api
 from receiver.checkpoints import Checkpointer
 from receiver.committer import Committer
 from receiver.database import create_db_engine
 from receiver.health import healthz, readyz
 from receiver.intake import Arrival, Receipt, Recorder
 from receiver.logs import get_logger
+from receiver.metrics import Metrics, metrics_endpoint
 from receiver.registry import load_handlers, subscriptions_for
 from receiver.responses import exception_handlers
 from receiver.runner import build_worker, http_client, running_reconciler, running_worker
@@ -90,7 +92,9 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
         max_pending=settings.intake_max_pending,
         wait_seconds=settings.intake_timeout_seconds,
     )
-    webhook = WebhookEndpoint(verifier, committer, settings.max_body_bytes)
+    metrics = Metrics()
+    webhook = WebhookEndpoint(verifier, committer, settings.max_body_bytes, metrics)
+    admin = admin_api(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -104,6 +108,8 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             await anyio.to_thread.run_sync(prepare_schema, engine, settings)
             recorder = Recorder(engine.dialect.name, subscriptions_for(loaded))
             app.state.engine = engine
+            app.state.metrics = metrics
+            metrics.watch_tasks(engine)
             app.state.settings = settings
             app.state.handlers = loaded
             checkpointer = Checkpointer(engine) if engine.dialect.name == "sqlite" else None
@@ -112,13 +118,24 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             await committer.start(engine)
             async with contextlib.AsyncExitStack() as stack:
                 if settings.run_worker:
-                    worker = build_worker(engine, loaded, settings, http_client(settings))
+                    worker = build_worker(
+                        engine, loaded, settings, http_client(settings), metrics=metrics
+                    )
                     woken.append(worker.wake)
                     await stack.enter_async_context(running_worker(worker, settings))
                     app.state.worker = worker
                 if settings.reconcile:
                     await stack.enter_async_context(
-                        running_reconciler(engine, recorder, settings, lambda: wake_workers_now())
+                        running_reconciler(
+                            engine, recorder, settings, lambda: wake_workers_now(), metrics
+                        )
+                    )
+                if admin.token.generated:
+                    # Once per start, so an operator can use /api without configuring one.
+                    _log.warning(
+                        "admin token generated",
+                        bearer=admin.token.value,
+                        hint="set FRAMEHOOK_ADMIN_TOKEN to keep one across restarts",
                     )
                 _log.info(
                     "receiver ready",
@@ -139,6 +156,8 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             Route("/webhooks/apiframe", webhook.handle, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *admin.routes,
         ],
         lifespan=lifespan,
         exception_handlers=exception_handlers,

@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from handlers import Asset
 from receiver.database import writing
+from receiver.metrics import Metrics
 from receiver.models import AssetRecord, metadata
 
 __all__ = ["DatabaseAssets"]
@@ -40,11 +41,13 @@ class DatabaseAssets:
     Args:
         engine: the database.
         handler: whose records these are (positions are unique per job and handler).
+        metrics: counts the bytes of each new record (a record kept already counts nothing).
     """
 
-    def __init__(self, engine: Engine, handler: str) -> None:
+    def __init__(self, engine: Engine, handler: str, metrics: Metrics | None = None) -> None:
         self.engine = engine
         self.handler = handler
+        self.metrics = metrics
 
     async def assets(self, job_id: str) -> list[Asset]:
         """The assets recorded for ``job_id``, by position."""
@@ -72,11 +75,13 @@ class DatabaseAssets:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         # The unique index decides, not a read before the write: two racing workers both
         # insert, one row stays, and both return it.
-        insert = dialect.insert(_assets).values(values).on_conflict_do_nothing()
         a = _assets
+        insert = dialect.insert(a).values(values).on_conflict_do_nothing().returning(a.c.id)
         with writing(self.engine) as connection:
-            connection.execute(insert)
+            inserted = connection.execute(insert).first() is not None
             kept = connection.execute(
                 self._query(asset.job_id).where(a.c.position == asset.position)
             ).one()
+        if inserted and self.metrics is not None:
+            self.metrics.downloaded(kept.size)
         return _asset(kept)

@@ -231,6 +231,94 @@ def reconcile(
         raise typer.Exit(1)
 
 
+jobs_app = typer.Typer(help="List jobs, or show one job's timeline, from framehook's database.")
+app.add_typer(jobs_app, name="jobs")
+
+
+def _read_database(database_url: str | None, work: Any) -> Any:
+    """Run ``work(connection)`` in one read transaction on the configured database."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from receiver.database import create_db_engine, normalize_url
+
+    settings = load_settings(database_url=database_url)
+    try:
+        url = normalize_url(settings.database_url)
+        file = url.database if url.get_backend_name() == "sqlite" else None
+        if file and file != ":memory:" and not Path(file).exists():
+            raise _fail(f"no database at {file} (FRAMEHOOK_DATABASE_URL, --database-url)")
+        engine = create_db_engine(settings.database_url, pool_size=1)
+        try:
+            with engine.connect() as connection, connection.begin():
+                return work(connection)
+        finally:
+            engine.dispose()
+    except FramehookError as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"database error: {exc.__class__.__name__}") from None
+
+
+@jobs_app.callback(invoke_without_command=True)
+def jobs(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help="QUEUED, PROCESSING, COMPLETED, FAILED or CANCELLED.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model's jobs.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only jobs created this recently (90s, 30m, 2h, 7d).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=200)] = 20,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """List jobs newest first: id, model, status, progress, files captured, age.
+
+    `framehook jobs show ID` prints one job's whole timeline.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import UTC, datetime
+
+    from receiver.admin.queries import JOB_STATUSES, JobFilter, asset_counts, list_jobs
+    from receiver.admin.tables import jobs_table
+
+    wanted = None if status is None else status.upper()
+    if wanted is not None and wanted not in JOB_STATUSES:
+        raise _fail(f"--status {status!r}: say one of {', '.join(JOB_STATUSES)}")
+    now = datetime.now(UTC)
+    where = JobFilter(wanted, model, now - _duration(since) if since is not None else None)
+
+    def read(connection: Any) -> Any:
+        page = list_jobs(connection, where, limit)
+        return page, asset_counts(connection, [j["id"] for j in page.items])
+
+    page, files = _read_database(database_url, read)
+    console = Console()
+    if not page.items:
+        console.print("no jobs" + (" match" if status or model or since else " yet"))
+        return
+    console.print(jobs_table(page.items, files, now))
+    if page.next_key is not None:
+        console.print(f"[dim]newest {limit} shown; --limit for more[/]")
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """One job's timeline: its state, every delivery and its outcome, the handler tasks with
+    each attempt and error, and the captured files."""
+    from receiver.admin.queries import job_timeline
+    from receiver.admin.tables import timeline
+
+    found = _read_database(database_url, lambda connection: job_timeline(connection, job_id))
+    if found is None:
+        raise _fail(f"no job {job_id!r} in the database", code=1)
+    Console().print(timeline(found))
+
+
 @app.command("send-test")
 def send_test(
     event: Annotated[str, typer.Argument(metavar="EVENT", help="progress, completed or failed.")],
@@ -445,6 +533,39 @@ def db_upgrade(
         ) from None
     _err.print(f"schema at revision {after} (was {before or 'empty'})")
     engine.dispose()
+
+
+@app.command()
+def simulate(
+    jobs: Annotated[int, typer.Option(help="How many jobs.", min=1, max=10_000)] = 30,
+    duplicates: Annotated[float, typer.Option(help="Share of webhooks sent twice.")] = 0.2,
+    reorder: Annotated[float, typer.Option(help="Share of webhooks sent out of order.")] = 0.2,
+    drops: Annotated[float, typer.Option(help="Share of webhooks never sent.")] = 0.1,
+    delays: Annotated[float, typer.Option(help="Share of webhooks sent late.")] = 0.1,
+    failures: Annotated[float, typer.Option(help="Share of jobs that fail.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice (repeatable runs).")] = 0,
+    step_seconds: Annotated[float, typer.Option(help="The fake's time per job step.")] = 0.05,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Keep the database and files here.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for agreement.")] = 120.0,
+) -> None:
+    """Run jobs through a misbehaving fake Apiframe into a receiver of its own; print
+    expected against actual final states and files; exit 1 on any mismatch."""
+    from receiver.simulate import Chaos, run_simulation
+
+    for name, rate in (
+        ("duplicates", duplicates),
+        ("reorder", reorder),
+        ("drops", drops),
+        ("delays", delays),
+        ("failures", failures),
+    ):
+        if not 0.0 <= rate <= 1.0:
+            raise _fail(f"--{name} {rate}: a share between 0 and 1")
+    chaos = Chaos(duplicates, reorder, drops, delays, failures, step_seconds, seed)
+    code = run_simulation(jobs, chaos, directory=directory, timeout=timeout)
+    raise typer.Exit(code)
 
 
 def main() -> None:

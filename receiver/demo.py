@@ -11,15 +11,11 @@ import asyncio
 import contextlib
 import secrets
 import signal
-import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import uvicorn
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -32,6 +28,7 @@ from receiver.database import create_db_engine
 from receiver.fakeapi import Behaviour, create_fake_apiframe
 from receiver.live import JobView, jobs_table, read_jobs
 from receiver.logs import configure_logging
+from receiver.loopback import LoopbackServer, serve_loopback
 from receiver.settings import Settings
 
 __all__ = ["DEMO_JOBS", "DemoJob", "run_demo"]
@@ -56,32 +53,6 @@ DEMO_JOBS = (
     # The fake fails any job whose prompt says "fail".
     DemoJob("images/generate", "flux-pro", "this one is meant to fail", status="FAILED"),
 )
-
-
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signals alone: two of them share one loop, the demo's."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def _serve(app: Any) -> tuple[_Server, asyncio.Task[None], str]:
-    """Serve ``app`` on a free loopback port; return the server, its task and its URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, server_header=False, timeout_graceful_shutdown=5
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has only a flag
-        await asyncio.sleep(0.02)
-    if not server.started:  # uvicorn says why in the log, and exits: so do we
-        sock.close()
-        raise SystemExit(1)
-    return server, task, f"http://127.0.0.1:{port}"
 
 
 def _shown(path: Path) -> str:
@@ -214,14 +185,16 @@ async def _demo(
             loop.add_signal_handler(sig, stop.set)
     api_key = f"afk_demo_{secrets.token_hex(16)}"
     behaviour = Behaviour(step_seconds=step, progress_steps=10, webhook_backoff_seconds=0.2)
-    servers: list[tuple[_Server, asyncio.Task[None]]] = []
+    servers: list[tuple[LoopbackServer, asyncio.Task[None]]] = []
     engine: Engine | None = None
     client: ApiframeClient | None = None
     try:
-        fake, fake_task, api_url = await _serve(create_fake_apiframe(api_key, behaviour=behaviour))
+        fake, fake_task, api_url = await serve_loopback(
+            create_fake_apiframe(api_key, behaviour=behaviour)
+        )
         servers.append((fake, fake_task))
         settings = _settings(directory, api_key, api_url)
-        receiver, receiver_task, receiver_url = await _serve(create_app(settings))
+        receiver, receiver_task, receiver_url = await serve_loopback(create_app(settings))
         servers.append((receiver, receiver_task))
         console.print(
             f"fake Apiframe at [bold]{api_url}[/], framehook at [bold]{receiver_url}[/], "

@@ -33,6 +33,7 @@ from receiver.database import writing
 from receiver.events import parse_body
 from receiver.intake import Arrival, Recorder
 from receiver.logs import get_logger
+from receiver.metrics import Metrics
 from receiver.models import Delivery, Job, metadata
 
 __all__ = [
@@ -122,6 +123,7 @@ class Reconciler:
         client: Apiframe's API.
         waits: per modality, how long an unfinished job may stay silent.
         on_recorded: called after a commit that queued tasks (wakes an embedded worker).
+        metrics: counts what the sweeps' reports count (nothing when ``None``).
     """
 
     def __init__(
@@ -131,12 +133,14 @@ class Reconciler:
         client: ApiframeClient,
         waits: Waits | None = None,
         on_recorded: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
         self.recorder = recorder
         self.client = client
         self.waits = waits or Waits()
         self.on_recorded = on_recorded
+        self.metrics = metrics
 
     async def poll_stale(self, now: datetime | None = None, limit: int = 200) -> Report:
         """Look up every unfinished job silent for longer than its wait."""
@@ -163,7 +167,7 @@ class Reconciler:
             fresh = [j for j in page.jobs if (_created(j) or since) >= since]
             known = await anyio.to_thread.run_sync(self._known, [str(j.get("id")) for j in fresh])
             news = [j for j in fresh if _is_news(j, known.get(str(j.get("id"))))]
-            report.add("listed", len(fresh))
+            self._count(report, "listed", len(fresh))
             if news:
                 await self._record([b for j in news if (b := event_body(j)) is not None], report)
             older = len(fresh) < len(page.jobs)
@@ -175,17 +179,17 @@ class Reconciler:
         try:
             job = await self.client.job(job_id)
         except ApiframeError as exc:
-            report.add("error")
+            self._count(report, "error")
             _log.warning("reconcile: looking the job up failed", job_id=job_id, error=str(exc))
             return
         await anyio.to_thread.run_sync(self._mark_polled, job_id, now)
         if job is None:
-            report.add("not_found")
+            self._count(report, "not_found")
             _log.warning("reconcile: Apiframe does not know this job (404)", job_id=job_id)
             return
         body = event_body(job)
         if body is None:
-            report.add("unchanged")
+            self._count(report, "unchanged")
             return
         await self._record([body], report)
 
@@ -197,9 +201,15 @@ class Reconciler:
         ]
         receipts = await anyio.to_thread.run_sync(self._write, arrivals)
         for receipt in receipts:
-            report.add("updated" if receipt.outcome == "accepted" else str(receipt.outcome))
+            outcome = "updated" if receipt.outcome == "accepted" else str(receipt.outcome)
+            self._count(report, outcome)
         if any(r.tasks for r in receipts) and self.on_recorded is not None:
             self.on_recorded()
+
+    def _count(self, report: Report, outcome: str, count: int = 1) -> None:
+        report.add(outcome, count)
+        if self.metrics is not None:
+            self.metrics.reconcile_poll(outcome, count)
 
     def _write(self, arrivals: list[Arrival]) -> list[Any]:
         with writing(self.engine) as connection:
@@ -277,16 +287,26 @@ def last_news(engine: Engine) -> datetime | None:
 async def reconcile_periodically(
     reconciler: Reconciler, interval_seconds: float, stop: asyncio.Event
 ) -> None:
-    """Catch up after downtime, then poll silent jobs every ``interval_seconds`` until
-    ``stop``. Failures are logged and retried at the next round: never fatal."""
+    """Catch up after downtime, then every ``interval_seconds`` until ``stop``: poll silent
+    jobs, and walk the newest page(s) of the job list for jobs never heard of at all (every
+    one of their webhooks lost). Failures are logged and retried next round: never fatal."""
+    # The walk looks back one job's longest wait past the previous walk: a video created
+    # before then and silent since still finishes inside the window.
+    window = CATCH_UP_MARGIN + max(
+        reconciler.waits.image, reconciler.waits.video, reconciler.waits.music
+    )
+    walked: datetime | None = None
     try:
         since = await anyio.to_thread.run_sync(last_news, reconciler.engine)
         if since is not None:
             # Whatever happened while nobody listened (a sleeping laptop, a deploy).
+            began = datetime.now(UTC)
             report = await reconciler.discover(since - CATCH_UP_MARGIN)
+            walked = began
             _log.info("reconcile: caught up", since=since.isoformat(), **report.outcomes)
     except Exception as exc:
         _log.warning("reconcile: catching up failed", error=f"{type(exc).__name__}: {exc}")
+    walked = walked or datetime.now(UTC)
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), interval_seconds)
@@ -294,9 +314,13 @@ async def reconcile_periodically(
         except TimeoutError:
             pass
         try:
-            report = await reconciler.poll_stale()
+            began = datetime.now(UTC)
+            report = await reconciler.discover(walked - window)
+            walked = began
+            report.outcomes.update((await reconciler.poll_stale()).outcomes)
         except Exception as exc:
             _log.warning("reconcile: sweep failed", error=f"{type(exc).__name__}: {exc}")
             continue
+        report.outcomes.pop("listed", None)
         if report.outcomes:
             _log.info("reconcile: sweep", **report.outcomes)

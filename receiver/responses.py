@@ -39,7 +39,10 @@ def rejection(exc: RequestRejected, request_id: str | None = None, **extra: Any)
 async def _http_exception(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     reason = _REASONS.get(exc.status_code, "http_error")
-    return json_response(exc.status_code, {"ok": False, "reason": reason, "detail": exc.detail})
+    response = json_response(exc.status_code, {"ok": False, "reason": reason, "detail": exc.detail})
+    # Starlette's own headers (``Allow`` on a 405) belong on the answer.
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _rejected(_request: Request, exc: Exception) -> Response:

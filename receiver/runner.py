@@ -15,6 +15,7 @@ from handlers import FetchPolicy, Handler, safe_client
 from receiver.apiframe import ApiframeClient
 from receiver.errors import ConfigurationError
 from receiver.intake import Recorder
+from receiver.metrics import Metrics
 from receiver.notify import Listener
 from receiver.queue import TaskQueue
 from receiver.reconcile import Reconciler, Report, Waits, reconcile_periodically
@@ -55,8 +56,9 @@ def build_worker(
     settings: Settings,
     http: httpx.AsyncClient,
     concurrency: int | None = None,
+    metrics: Metrics | None = None,
 ) -> Worker:
-    """A worker for ``handlers`` configured by ``settings``.
+    """A worker for ``handlers`` configured by ``settings`` (counting into ``metrics``).
 
     Raises:
         StorageError: ``FRAMEHOOK_STORAGE_URL`` names no usable backend.
@@ -77,6 +79,7 @@ def build_worker(
         poll_seconds=settings.poll_seconds,
         timeout_seconds=settings.handler_timeout_seconds,
         grace_seconds=settings.grace_seconds,
+        metrics=metrics,
     )
 
 
@@ -103,17 +106,23 @@ async def running_worker(worker: Worker, settings: Settings) -> AsyncIterator[Wo
 
 @contextlib.asynccontextmanager
 async def running_reconciler(
-    engine: Engine, recorder: Recorder, settings: Settings, wake: Callable[[], None]
+    engine: Engine,
+    recorder: Recorder,
+    settings: Settings,
+    wake: Callable[[], None],
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[Reconciler]:
     """Reconcile with Apiframe's job API in the background for the duration of the block
-    (``FRAMEHOOK_RECONCILE``), with the first signing key."""
+    (``FRAMEHOOK_RECONCILE``), with the first signing key (counting into ``metrics``)."""
     client = ApiframeClient(settings.require_api_keys()[0], settings.apiframe_url)
+    if metrics is not None:
+        metrics.watch_api(client)
     waits = Waits(
         image=timedelta(seconds=settings.reconcile_image_seconds),
         video=timedelta(seconds=settings.reconcile_video_seconds),
         music=timedelta(seconds=settings.reconcile_music_seconds),
     )
-    reconciler = Reconciler(engine, recorder, client, waits, on_recorded=wake)
+    reconciler = Reconciler(engine, recorder, client, waits, on_recorded=wake, metrics=metrics)
     stop = asyncio.Event()
     task = asyncio.create_task(
         reconcile_periodically(reconciler, settings.reconcile_interval_seconds, stop)

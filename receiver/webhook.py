@@ -21,6 +21,7 @@ from receiver.errors import BodyTooLarge, RequestRejected, SignatureRejected
 from receiver.events import MAX_EVENT_NAME_LENGTH, parse_body
 from receiver.intake import Arrival, Receipt
 from receiver.logs import get_logger
+from receiver.metrics import Metrics
 from receiver.responses import json_response, rejection
 from receiver.signatures import Verifier
 
@@ -73,6 +74,7 @@ class WebhookEndpoint:
         verifier: checks ``X-Webhook-Signature``.
         committer: records arrivals durably (started by the app's lifespan).
         max_body_bytes: larger bodies get 413.
+        metrics: counts deliveries, 401s and the time to answer (nothing when ``None``).
     """
 
     def __init__(
@@ -80,10 +82,12 @@ class WebhookEndpoint:
         verifier: Verifier,
         committer: Committer[Arrival, Receipt],
         max_body_bytes: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self._verifier = verifier
         self._committer = committer
         self._limit = max_body_bytes
+        self._metrics = metrics
 
     async def handle(self, request: Request) -> Response:
         """Handle one delivery; every path logs exactly one line."""
@@ -116,7 +120,12 @@ class WebhookEndpoint:
                 header_event=header_event,
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )
-            return rejection(exc, request_id)
+            rejected = rejection(exc, request_id)
+            if self._metrics is not None:
+                if isinstance(exc, SignatureRejected):
+                    self._metrics.signature_failure(exc.reason)
+                self._metrics.ack_seconds.observe(time.perf_counter() - started)
+            return rejected
         status = 400 if parsed.problem is not None else 202 if receipt.outcome.is_new else 200
         # One line per delivery; anything unusual raises its level, not the line count.
         unusual = (
@@ -138,15 +147,20 @@ class WebhookEndpoint:
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
         if parsed.problem is not None:
-            return rejection(parsed.problem, request_id, deliveryId=receipt.delivery_id)
-        return json_response(
-            status,
-            {
-                "ok": True,
-                "outcome": receipt.outcome.value,
-                "deliveryId": receipt.delivery_id,
-                "jobId": receipt.job_id,
-                "requestId": request_id,
-            },
-            request_id,
-        )
+            response = rejection(parsed.problem, request_id, deliveryId=receipt.delivery_id)
+        else:
+            response = json_response(
+                status,
+                {
+                    "ok": True,
+                    "outcome": receipt.outcome.value,
+                    "deliveryId": receipt.delivery_id,
+                    "jobId": receipt.job_id,
+                    "requestId": request_id,
+                },
+                request_id,
+            )
+        if self._metrics is not None:
+            self._metrics.delivery(parsed.event_name, receipt.outcome.value)
+            self._metrics.ack_seconds.observe(time.perf_counter() - started)
+        return response

@@ -27,6 +27,7 @@ import httpx
 from handlers import Handler, HandlerContext, PermanentFailure, RetryLater
 from receiver.assets import DatabaseAssets
 from receiver.logs import get_logger
+from receiver.metrics import HandlerMeter, Metrics
 from receiver.outcomes import OutcomeWriter
 from receiver.queue import ClaimedTask, TaskQueue, attempt_outcome
 from receiver.retry import RetryPolicy
@@ -65,6 +66,7 @@ class Worker:
         poll_seconds: longest sleep without a wake-up.
         timeout_seconds: default per-run timeout (a handler's ``timeout`` attribute wins).
         grace_seconds: how long running handlers may finish after a stop.
+        metrics: counts attempts, their durations and captured bytes (nothing when ``None``).
     """
 
     def __init__(
@@ -79,10 +81,14 @@ class Worker:
         poll_seconds: float = 1.0,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         grace_seconds: float = 25.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
         self.handlers = {h.name: h for h in handlers}
-        self._assets = {name: DatabaseAssets(queue.engine, name) for name in self.handlers}
+        self._assets = {name: DatabaseAssets(queue.engine, name, metrics) for name in self.handlers}
+        self._meters: dict[str, HandlerMeter] = (
+            {name: metrics.handler(name) for name in self.handlers} if metrics is not None else {}
+        )
         self.policy = policy
         self.storage = storage
         self.http = http
@@ -197,22 +203,24 @@ class Worker:
             assets=self._assets[task.handler],
         )
         timeout = float(getattr(handler, "timeout", None) or self.timeout_seconds)
-        started = asyncio.get_running_loop().time()
+        clock = asyncio.get_running_loop().time
+        started = clock()
         try:
             await asyncio.wait_for(handler(task.event, context), timeout)
         except RetryLater as signal:
-            await self._retry(task, f"retry requested: {signal.reason}", log, signal.delay)
+            reason = f"retry requested: {signal.reason}"
+            await self._retry(task, reason, log, signal.delay, ran=clock() - started)
         except PermanentFailure as signal:
-            await self._record(task, "dead", f"permanent failure: {signal.reason}", log)
+            reason = f"permanent failure: {signal.reason}"
+            await self._record(task, "dead", reason, log, ran=clock() - started)
         except TimeoutError:
-            await self._retry(task, f"timed out after {timeout:g} s", log)
+            await self._retry(task, f"timed out after {timeout:g} s", log, ran=clock() - started)
         except asyncio.CancelledError:
             raise  # stopping: _shutdown releases the task
         except Exception as exc:
-            await self._retry(task, _describe(exc), log, exc_info=exc)
+            await self._retry(task, _describe(exc), log, exc_info=exc, ran=clock() - started)
         else:
-            ms = round((asyncio.get_running_loop().time() - started) * 1000, 2)
-            await self._record(task, "succeeded", None, log, ms=ms)
+            await self._record(task, "succeeded", None, log, ran=clock() - started)
 
     async def _retry(
         self,
@@ -221,13 +229,16 @@ class Worker:
         log: Any,
         delay: float | None = None,
         exc_info: BaseException | None = None,
+        ran: float | None = None,
     ) -> None:
         decision = self.policy.decide(task.budget_attempt, _now(), delay)
         if decision.gives_up:
             note = f"{error} (attempt {task.budget_attempt}, giving up)"
-            await self._record(task, "dead", note, log)
+            await self._record(task, "dead", note, log, ran=ran)
             return
-        await self._record(task, "retry", error, log, run_at=decision.run_at, exc_info=exc_info)
+        await self._record(
+            task, "retry", error, log, run_at=decision.run_at, exc_info=exc_info, ran=ran
+        )
 
     async def _record(
         self,
@@ -237,8 +248,13 @@ class Worker:
         log: Any,
         run_at: datetime | None = None,
         exc_info: BaseException | None = None,
-        ms: float | None = None,
+        ran: float | None = None,
     ) -> None:
+        """Write the attempt's outcome; ``ran`` is how long the handler ran, in seconds
+        (``None``: it did not run)."""
+        meter = self._meters.get(task.handler)
+        if meter is not None:
+            meter.attempt(outcome, ran)
         try:
             kept = await self._outcomes.write(attempt_outcome(task, outcome, error, run_at))
         except Exception as exc:
@@ -259,7 +275,7 @@ class Worker:
             outcome=outcome,
             error=error,
             retry_at=None if run_at is None else run_at.isoformat(),
-            ms=ms,
+            ms=round(ran * 1000, 2) if ran is not None and outcome == "succeeded" else None,
             exc_info=exc_info if outcome == "retry" and exc_info is not None else None,
         )
 

@@ -1,0 +1,41 @@
+"""The admin API's bearer token: configured, or generated at start and logged once."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from receiver.settings import Settings
+
+__all__ = ["AdminToken", "resolve_token"]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminToken:
+    """The token ``/api/*`` wants in ``Authorization: Bearer <token>``.
+
+    Attributes:
+        generated: made up at start because ``FRAMEHOOK_ADMIN_TOKEN`` is unset; it changes at
+            every start, so the app logs it (and replicas need a configured one).
+    """
+
+    value: str = field(repr=False)
+    generated: bool = False
+
+    def admits(self, request: Request) -> bool:
+        """Whether the request carries this token (compared in constant time)."""
+        scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        # Bytes, not str: compare_digest refuses non-ASCII text, which a header may carry.
+        return hmac.compare_digest(given.strip().encode(), self.value.encode())
+
+
+def resolve_token(settings: Settings) -> AdminToken:
+    """``FRAMEHOOK_ADMIN_TOKEN``, or a new random token when it is unset."""
+    if settings.admin_token is not None:
+        return AdminToken(settings.admin_token.get_secret_value().strip())
+    return AdminToken(secrets.token_urlsafe(32), generated=True)

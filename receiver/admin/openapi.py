@@ -1,0 +1,297 @@
+"""The admin API described in OpenAPI 3.1 (served at ``/api/openapi.json``).
+
+Written by hand, next to the routes it describes; the tests run schemathesis against it, so a
+route or field that drifts from this description fails them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from receiver.admin.paging import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
+from receiver.admin.queries import JOB_STATUSES, OUTCOMES, TASK_STATUSES
+
+__all__ = ["OPENAPI"]
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _enum(values: Sequence[str]) -> Schema:
+    return {"type": "string", "enum": list(values)}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _object(properties: dict[str, Schema], required: list[str] | None = None) -> Schema:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+    }
+
+
+_TIME: Schema = {"type": "string", "format": "date-time"}
+_TEXT: Schema = {"type": "string"}
+# Filters and ids: any text a column can hold, which leaves out NUL (PostgreSQL refuses it).
+_FILTER: Schema = {"type": "string", "pattern": "^[^\\u0000]*$"}
+_INT: Schema = {"type": "integer"}
+_ANY: Schema = {}
+
+_JOB = {
+    "id": _TEXT,
+    "status": _enum(JOB_STATUSES),
+    "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+    "model": _nullable(_TEXT),
+    "result": _ANY,
+    "error": _nullable(_TEXT),
+    "creditCost": _nullable({"type": "number"}),
+    "createdAt": _TIME,
+    "completedAt": _nullable(_TIME),
+    "updatedAt": _TIME,
+}
+_DELIVERY = {
+    "id": _INT,
+    "jobId": _nullable(_TEXT),
+    "event": _nullable(_TEXT),
+    "headerEvent": _nullable(_TEXT),
+    "eventMismatch": {"type": "boolean"},
+    "outcome": _enum(OUTCOMES),
+    "source": _TEXT,
+    "requestId": _TEXT,
+    "keyIndex": _nullable(_INT),
+    "derivation": _nullable(_TEXT),
+    "receivedAt": _TIME,
+}
+_BODY = {
+    "body": {"description": "The raw body: its JSON when JSON, else text; null once pruned."},
+    "bodyFormat": _nullable(_enum(["json", "text"])),
+}
+_TASK = {
+    "id": _INT,
+    "jobId": _nullable(_TEXT),
+    "deliveryId": _INT,
+    "handler": _TEXT,
+    "event": _TEXT,
+    "status": _enum(TASK_STATUSES),
+    "attempts": {"type": "integer", "minimum": 0, "description": "Attempts so far."},
+    "lastError": _nullable(_TEXT),
+    "runAt": _TIME,
+    "finishedAt": _nullable(_TIME),
+    "createdAt": _TIME,
+    "updatedAt": _TIME,
+}
+_ATTEMPT = {
+    "attempt": _INT,
+    "worker": _TEXT,
+    "startedAt": _TIME,
+    "finishedAt": _TIME,
+    "outcome": _TEXT,
+    "error": _nullable(_TEXT),
+}
+_ASSET = {
+    "handler": _TEXT,
+    "kind": _TEXT,
+    "position": _INT,
+    "sourceUrl": _TEXT,
+    "storageUri": _TEXT,
+    "key": _TEXT,
+    "size": _INT,
+    "contentType": _nullable(_TEXT),
+    "sha256": _TEXT,
+    "storedAt": _TIME,
+}
+
+
+def _page(item: str) -> Schema:
+    return _object(
+        {"items": {"type": "array", "items": _ref(item)}, "nextCursor": _nullable(_TEXT)}
+    )
+
+
+_SCHEMAS: dict[str, Schema] = {
+    "Job": _object(_JOB),
+    "JobTimeline": _object(
+        {
+            **_JOB,
+            "assets": {"type": "array", "items": _ref("Asset")},
+            "deliveries": {"type": "array", "items": _ref("DeliveryWithBody")},
+            "tasks": {"type": "array", "items": _ref("TaskWithHistory")},
+        }
+    ),
+    "Delivery": _object(_DELIVERY),
+    "DeliveryWithBody": _object({**_DELIVERY, **_BODY}),
+    "Task": _object(_TASK),
+    "TaskWithHistory": _object({**_TASK, "history": {"type": "array", "items": _ref("Attempt")}}),
+    "Attempt": _object(_ATTEMPT),
+    "Asset": _object(_ASSET),
+    "JobPage": _page("Job"),
+    "DeliveryPage": _page("Delivery"),
+    "TaskPage": _page("Task"),
+    "Retried": _object({"ok": {"const": True}, "requeued": _INT, "task": _ref("Task")}),
+    "Replayed": _object(
+        {
+            "ok": {"const": True},
+            "jobId": _TEXT,
+            "handler": _nullable(_TEXT),
+            "requeued": _INT,
+            "tasks": {"type": "array", "items": _ref("Task")},
+        }
+    ),
+    "Error": _object(
+        {
+            "ok": {"const": False},
+            "reason": {"type": "string", "description": "Machine-readable, stable."},
+            "error": _TEXT,
+            "detail": _TEXT,
+        },
+        required=["reason"],
+    ),
+}
+
+
+def _answer(description: str, schema: str = "Error") -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+_ERRORS: dict[str, Schema] = {
+    "400": _answer("A parameter or cursor the API cannot use (`reason` says which)."),
+    "401": _answer("No bearer token, or the wrong one."),
+    "503": _answer("The database is unavailable."),
+}
+
+
+def _ok(schema: str, description: str) -> dict[str, Schema]:
+    return {"200": _answer(description, schema), **_ERRORS}
+
+
+def _query(name: str, description: str, schema: Schema) -> Schema:
+    return {"name": name, "in": "query", "description": description, "schema": schema}
+
+
+def _path(name: str, schema: Schema) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+_LIMIT = _query(
+    "limit",
+    "Items per page.",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+)
+_CURSOR = _query("cursor", "The previous page's `nextCursor`.", _TEXT)
+_JOB_ID = _path("id", {**_FILTER, "minLength": 1})
+_TASK_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+_NOT_FOUND = {"404": _answer("No such job or task.")}
+
+_PATHS: dict[str, Schema] = {
+    "/api/jobs": {
+        "get": {
+            "operationId": "listJobs",
+            "summary": "Jobs, newest first (by createdAt, then id).",
+            "parameters": [
+                _query("status", "Only jobs in this status.", _enum(JOB_STATUSES)),
+                _query("model", "Only jobs of this model.", _FILTER),
+                _query("since", "Created at or after (ISO 8601).", _TIME),
+                _query("until", "Created before (ISO 8601).", _TIME),
+                _LIMIT,
+                _CURSOR,
+            ],
+            "responses": _ok("JobPage", "A page of jobs."),
+        }
+    },
+    "/api/jobs/{id}": {
+        "get": {
+            "operationId": "getJob",
+            "summary": "A job with its deliveries, tasks (and their attempts) and assets.",
+            "parameters": [_JOB_ID],
+            "responses": {**_ok("JobTimeline", "The job and its timeline."), **_NOT_FOUND},
+        }
+    },
+    "/api/jobs/{id}/replay": {
+        "post": {
+            "operationId": "replayJob",
+            "summary": "Queue the job's finished (succeeded or dead) tasks again.",
+            "parameters": [
+                _JOB_ID,
+                _query("handler", "Only this handler's tasks.", _FILTER),
+            ],
+            "responses": {**_ok("Replayed", "How many tasks were queued again."), **_NOT_FOUND},
+        }
+    },
+    "/api/deliveries": {
+        "get": {
+            "operationId": "listDeliveries",
+            "summary": "Verified deliveries, newest first (by id), without their bodies.",
+            "parameters": [
+                _query("outcome", "Only this outcome.", _enum(OUTCOMES)),
+                _query("event", "Only this event (progress, completed, ...).", _FILTER),
+                _query("jobId", "Only this job's.", _FILTER),
+                _LIMIT,
+                _CURSOR,
+            ],
+            "responses": _ok("DeliveryPage", "A page of deliveries."),
+        }
+    },
+    "/api/tasks": {
+        "get": {
+            "operationId": "listTasks",
+            "summary": "Handler tasks, newest first (by id): the dead ones unless asked.",
+            "parameters": [
+                _query(
+                    "status",
+                    "Only this status (default dead; `all` for every one).",
+                    {**_enum([*TASK_STATUSES, "all"]), "default": "dead"},
+                ),
+                _query("handler", "Only this handler's.", _FILTER),
+                _query("jobId", "Only this job's.", _FILTER),
+                _LIMIT,
+                _CURSOR,
+            ],
+            "responses": _ok("TaskPage", "A page of tasks."),
+        }
+    },
+    "/api/tasks/{id}/retry": {
+        "post": {
+            "operationId": "retryTask",
+            "summary": "Queue one task again now, with a fresh retry budget.",
+            "parameters": [_TASK_ID],
+            "responses": {
+                **_ok("Retried", "The task, queued again."),
+                **_NOT_FOUND,
+                "409": _answer("The task is running."),
+            },
+        }
+    },
+}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "framehook admin API",
+        "version": "1",
+        "description": (
+            "Jobs, deliveries and handler tasks as framehook recorded them, and re-queueing. "
+            "Lists are `{items, nextCursor}`: pass `nextCursor` back as `cursor` for the next "
+            "page; it is null on the last one."
+        ),
+    },
+    "security": [{"bearer": []}],
+    "paths": _PATHS,
+    "components": {
+        "schemas": _SCHEMAS,
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "FRAMEHOOK_ADMIN_TOKEN, or the token logged at start.",
+            }
+        },
+    },
+}
