@@ -68,7 +68,11 @@ class Job(SQLModel, table=True):
     """One Apiframe job, as its events have moved it (see ``receiver.jobstate``)."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_updated", "status", "updated_at"),)
+    __table_args__ = (
+        Index("ix_jobs_status_updated", "status", "updated_at"),
+        # The admin API's job list walks (created_at, id), newest first, page by page.
+        Index("ix_jobs_created_id", "created_at", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=200)
     status: str = Field(max_length=16)
