@@ -22,7 +22,13 @@ from receiver.logs import get_logger
 from receiver.metrics import Metrics, metrics_endpoint
 from receiver.registry import load_handlers, subscriptions_for
 from receiver.responses import exception_handlers
-from receiver.runner import build_worker, http_client, running_reconciler, running_worker
+from receiver.runner import (
+    build_worker,
+    http_client,
+    running_pruner,
+    running_reconciler,
+    running_worker,
+)
 from receiver.schema import current_revision, head_revision, is_current, upgrade
 from receiver.settings import Settings
 from receiver.signatures import Verifier
@@ -124,6 +130,7 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
                     woken.append(worker.wake)
                     await stack.enter_async_context(running_worker(worker, settings))
                     app.state.worker = worker
+                await stack.enter_async_context(running_pruner(engine, settings))
                 if settings.reconcile:
                     await stack.enter_async_context(
                         running_reconciler(

@@ -185,7 +185,7 @@ def replay(
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _duration(text: str) -> timedelta:
+def _duration(text: str, option: str = "--since") -> timedelta:
     """``90s``, ``30m``, ``2h``, ``7d`` (a bare number is seconds)."""
     value = text.strip().lower()
     unit = value[-1] if value and value[-1] in _UNITS else "s"
@@ -193,9 +193,9 @@ def _duration(text: str) -> timedelta:
     try:
         seconds = float(number) * _UNITS[unit]
     except ValueError:
-        raise _fail(f"--since {text!r}: expected a duration such as 90s, 30m, 2h or 7d") from None
-    if seconds <= 0:
-        raise _fail(f"--since {text!r}: must be positive")
+        raise _fail(f"{option} {text!r}: expected a duration such as 90s, 30m, 2h or 7d") from None
+    if seconds < 0:
+        raise _fail(f"{option} {text!r}: must not be negative")
     return timedelta(seconds=seconds)
 
 
@@ -566,6 +566,33 @@ def simulate(
     chaos = Chaos(duplicates, reorder, drops, delays, failures, step_seconds, seed)
     code = run_simulation(jobs, chaos, directory=directory, timeout=timeout)
     raise typer.Exit(code)
+
+
+@app.command()
+def prune(
+    older_than: Annotated[
+        str, typer.Option(help="Prune what is older than this (90s, 30m, 2h, 7d).")
+    ] = "30d",
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """Drop raw bodies and finished tasks older than --older-than; the dedupe ledger, jobs,
+    deliveries and dead tasks are kept."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from receiver.database import create_db_engine
+    from receiver.retention import prune as prune_old
+
+    age = _duration(older_than, "--older-than")
+    settings = load_settings(database_url=database_url)
+    try:
+        engine = create_db_engine(settings.database_url, pool_size=1)
+        pruned = prune_old(engine, age)
+        engine.dispose()
+    except FramehookError as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"database error: {exc.__class__.__name__}") from None
+    _err.print(f"pruned {pruned.bodies} bodies, {pruned.tasks} tasks ({pruned.attempts} attempts)")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from handlers import FetchPolicy, Handler, safe_client
 from receiver.apiframe import ApiframeClient
 from receiver.errors import ConfigurationError
 from receiver.intake import Recorder
+from receiver.logs import get_logger
 from receiver.metrics import Metrics
 from receiver.notify import Listener
 from receiver.queue import TaskQueue
@@ -27,9 +28,13 @@ __all__ = [
     "build_worker",
     "http_client",
     "reconcile_once",
+    "running_pruner",
     "running_reconciler",
     "running_worker",
 ]
+
+
+_log = get_logger("framehook.runner")
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
@@ -168,3 +173,32 @@ async def reconcile_once(settings: Settings, since: timedelta | None) -> Report:
     finally:
         await client.aclose()
         engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def running_pruner(engine: Engine, settings: Settings) -> AsyncIterator[None]:
+    """Prune old bodies and finished tasks every ``FRAMEHOOK_RETENTION_INTERVAL_SECONDS``
+    for the duration of the block (``FRAMEHOOK_RETENTION_DAYS``; 0 switches it off)."""
+    from receiver.retention import prune
+
+    age = timedelta(days=settings.retention_days)
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(settings.retention_interval_seconds)
+            try:
+                pruned = await anyio.to_thread.run_sync(prune, engine, age)
+            except Exception as exc:
+                _log.warning("pruning failed", error=f"{type(exc).__name__}: {exc}")
+                continue
+            if pruned.bodies or pruned.tasks:
+                _log.info("pruned", bodies=pruned.bodies, tasks=pruned.tasks)
+
+    task = asyncio.create_task(loop()) if settings.retention_days > 0 else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     reconcile_video_seconds: float = Field(default=600.0, gt=0)
     reconcile_music_seconds: float = Field(default=300.0, gt=0)
 
+    # Retention: raw bodies and finished tasks older than this are pruned (0: never).
+    retention_days: float = Field(default=30.0, ge=0)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+
     @field_validator("api_keys", "handlers", "asset_hosts", "asset_allow_networks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
