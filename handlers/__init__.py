@@ -5,7 +5,7 @@ from handlers._context import HandlerContext
 from handlers._event import JobEvent, JobSnapshot
 from handlers._handler import Handler
 from handlers._safety import FetchPolicy, UnsafeURL
-from handlers._signals import HandlerSignal, PermanentFailure, RetryLater
+from handlers._signals import HandlerSignal, PermanentFailure, RetryLater, retry_after
 from handlers._transport import safe_client
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "PermanentFailure",
     "RetryLater",
     "UnsafeURL",
+    "retry_after",
     "safe_client",
 ]

@@ -10,7 +10,10 @@ Tree::
 
 from __future__ import annotations
 
-__all__ = ["HandlerSignal", "PermanentFailure", "RetryLater"]
+import email.utils
+from datetime import UTC, datetime
+
+__all__ = ["HandlerSignal", "PermanentFailure", "RetryLater", "retry_after"]
 
 
 class HandlerSignal(Exception):
@@ -31,3 +34,21 @@ class RetryLater(HandlerSignal):
 
 class PermanentFailure(HandlerSignal):
     """Retrying cannot help (an expired asset, a refused URL): park the task as dead."""
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date; a date
+    in the past is 0), or ``None`` when absent or unreadable: ``RetryLater(retry_after(...))``.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -9,14 +9,13 @@ errors with exponential backoff and jitter (``receiver.retry``). A 404 on a job 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
 
+from handlers import retry_after
 from receiver.errors import FramehookError
 from receiver.retry import RetryPolicy
 
@@ -150,7 +149,7 @@ class ApiframeClient:
                     self._count("refused")
                     raise ApiframeError(f"{method} {path}: {last}", status)
                 self._count("rate_limited" if status == 429 else "unavailable")
-                wait = _retry_after(response.headers.get("retry-after"))
+                wait = retry_after(response.headers.get("retry-after"))
             if attempt == self.attempts:
                 break
             if wait is None:
@@ -177,18 +176,3 @@ def _error_text(response: httpx.Response) -> str:
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         return str(data["error"])
     return response.text[:200]
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

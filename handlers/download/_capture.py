@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +18,7 @@ from handlers._assets import Asset
 from handlers._context import HandlerContext
 from handlers._event import JobEvent
 from handlers._safety import UnsafeURL
+from handlers._signals import retry_after
 from handlers.download._content import HEAD_BYTES, ContentMismatch, check_content, extension_for
 from handlers.download._options import DownloadOptions, render_key
 from handlers.download._result import AssetRef, public_url
@@ -165,7 +165,7 @@ def _check_status(
             ref,
             f"HTTP {status}",
             permanent=False,
-            retry_after=_retry_after(response.headers.get("retry-after")),
+            retry_after=retry_after(response.headers.get("retry-after")),
         )
     raise AssetFailure(ref, f"HTTP {status}", permanent=True)
 
@@ -177,21 +177,6 @@ def _expired(event: JobEvent, options: DownloadOptions) -> bool:
     if completed is None:
         return False
     return datetime.now(UTC) - completed > timedelta(hours=options.expiry_hours)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _content_length(response: httpx.Response) -> int | None:

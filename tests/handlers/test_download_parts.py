@@ -3,11 +3,13 @@ rendering keys."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from pydantic import ValidationError
 
+from handlers import retry_after
 from handlers.download import DownloadOptions, find_assets
 from handlers.download._content import ContentMismatch, check_content, extension_for
 from handlers.download._options import render_key
@@ -149,3 +151,13 @@ def test_options_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("FRAMEHOOK_ASSET_MAX_BYTES", "1000")
     options = DownloadOptions()
     assert (options.key_template, options.max_bytes) == ("media/{job_id}/{position}.{ext}", 1000)
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    """``Retry-After: 7`` is 7 s; an HTTP date is the time left (0 once past); junk is None."""
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    assert retry_after("7") == 7.0
+    assert 100 < (retry_after(soon) or 0) <= 120
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert retry_after("soon") is None
+    assert retry_after(None) is None
