@@ -28,8 +28,7 @@ from receiver.database import create_db_engine
 from receiver.fakeapi import Behaviour, create_fake_apiframe
 from receiver.live import JobView, jobs_table, read_jobs
 from receiver.logs import configure_logging
-from receiver.loopback import LoopbackServer, serve_loopback
-from receiver.settings import Settings
+from receiver.loopback import LoopbackServer, loopback_settings, serve_loopback
 
 __all__ = ["DEMO_JOBS", "DemoJob", "run_demo"]
 
@@ -153,28 +152,6 @@ def _summary(console: Console, run: _Run, views: dict[str, JobView], directory: 
     )
 
 
-def _settings(directory: Path, api_key: str, api_url: str) -> Settings:
-    return Settings(
-        api_key=api_key,
-        database_url=f"sqlite:///{directory / 'framehook.db'}",
-        storage_url=str(directory / "assets"),
-        handlers=["download"],
-        asset_hosts=["127.0.0.1", "localhost"],
-        asset_allow_http=True,
-        asset_allow_networks=["127.0.0.0/8", "::1/128"],
-        apiframe_url=api_url,
-        auto_migrate=True,
-        run_worker=True,
-        poll_seconds=0.5,
-        retry_base_seconds=0.5,
-        retry_max_seconds=5,
-        retry_max_attempts=4,
-        grace_seconds=2,
-        log_format="console",
-        log_level="warning",
-    )
-
-
 async def _demo(
     directory: Path, console: Console, *, seconds: float, keep_running: bool, step: float
 ) -> int:
@@ -193,7 +170,15 @@ async def _demo(
             create_fake_apiframe(api_key, behaviour=behaviour)
         )
         servers.append((fake, fake_task))
-        settings = _settings(directory, api_key, api_url)
+        settings = loopback_settings(
+            directory,
+            api_key,
+            api_url,
+            retry_base_seconds=0.5,
+            retry_max_seconds=5,
+            retry_max_attempts=4,
+            grace_seconds=2,
+        )
         receiver, receiver_task, receiver_url = await serve_loopback(create_app(settings))
         servers.append((receiver, receiver_task))
         console.print(

@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-__all__ = ["LoopbackServer", "serve_loopback"]
+from receiver.settings import Settings
+
+__all__ = ["LoopbackServer", "loopback_settings", "serve_loopback"]
 
 
 class LoopbackServer(uvicorn.Server):
@@ -41,3 +44,25 @@ async def serve_loopback(app: Any) -> tuple[LoopbackServer, asyncio.Task[None], 
         sock.close()
         raise SystemExit(1)
     return server, task, f"http://127.0.0.1:{port}"
+
+
+def loopback_settings(directory: Path, api_key: str, api_url: str, **overrides: Any) -> Settings:
+    """A receiver beside a fake Apiframe on loopback: SQLite and files under ``directory``,
+    the embedded worker, downloads allowed from loopback; ``overrides`` on top."""
+    values: dict[str, Any] = {
+        "api_key": api_key,
+        "database_url": f"sqlite:///{directory / 'framehook.db'}",
+        "storage_url": str(directory / "assets"),
+        "handlers": ["download"],
+        "asset_hosts": ["127.0.0.1", "localhost"],
+        "asset_allow_http": True,
+        "asset_allow_networks": ["127.0.0.0/8", "::1/128"],
+        "apiframe_url": api_url,
+        "auto_migrate": True,
+        "run_worker": True,
+        "poll_seconds": 0.5,
+        "log_format": "console",
+        "log_level": "warning",
+    }
+    values.update(overrides)
+    return Settings(**values)

@@ -28,8 +28,7 @@ from receiver.database import create_db_engine
 from receiver.fakeapi import Behaviour, FakeApiframe, create_fake_apiframe, fake_of
 from receiver.live import JobView, read_jobs
 from receiver.logs import configure_logging
-from receiver.loopback import LoopbackServer, serve_loopback
-from receiver.settings import Settings
+from receiver.loopback import LoopbackServer, loopback_settings, serve_loopback
 
 __all__ = ["Chaos", "Outcome", "run_simulation"]
 
@@ -77,30 +76,6 @@ class Outcome:
         )
 
 
-def _settings(directory: Path, api_key: str, api_url: str) -> Settings:
-    return Settings(
-        api_key=api_key,
-        database_url=f"sqlite:///{directory / 'framehook.db'}",
-        storage_url=str(directory / "assets"),
-        handlers=["download"],
-        asset_hosts=["127.0.0.1", "localhost"],
-        asset_allow_http=True,
-        asset_allow_networks=["127.0.0.0/8", "::1/128"],
-        apiframe_url=api_url,
-        # Dropped webhooks are what reconciliation is for: short waits, frequent sweeps.
-        reconcile=True,
-        reconcile_interval_seconds=0.5,
-        reconcile_image_seconds=1.0,
-        reconcile_video_seconds=1.0,
-        reconcile_music_seconds=1.0,
-        poll_seconds=0.5,
-        retry_base_seconds=0.2,
-        retry_max_seconds=2,
-        log_format="console",
-        log_level="warning",
-    )
-
-
 def _expected(fake: FakeApiframe, ids: list[str]) -> dict[str, tuple[str, str, int]]:
     jobs = {job.id: job for job in fake.jobs}
     expected = {}
@@ -143,7 +118,19 @@ async def _simulate(
     try:
         fake_server, fake_task, api_url = await serve_loopback(fake_app)
         servers.append((fake_server, fake_task))
-        settings = _settings(directory, api_key, api_url)
+        settings = loopback_settings(
+            directory,
+            api_key,
+            api_url,
+            # Dropped webhooks are what reconciliation is for: short waits, frequent sweeps.
+            reconcile=True,
+            reconcile_interval_seconds=0.5,
+            reconcile_image_seconds=1.0,
+            reconcile_video_seconds=1.0,
+            reconcile_music_seconds=1.0,
+            retry_base_seconds=0.2,
+            retry_max_seconds=2,
+        )
         receiver, receiver_task, receiver_url = await serve_loopback(create_app(settings))
         servers.append((receiver, receiver_task))
         client = ApiframeClient(api_key, api_url)
