@@ -4,6 +4,7 @@ a running app, and signed requests."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -189,3 +190,13 @@ def rows(engine: Engine, sql: str, **params: Any) -> list[Any]:
     """All rows of a query (for assertions)."""
     with engine.connect() as connection:
         return list(connection.execute(text(sql), params))
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Poll ``check`` every 20 ms until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")

@@ -4,7 +4,6 @@ storage and asset rows in the database; and a worker killed mid-download."""
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from starlette.testclient import TestClient
 from receiver.database import create_db_engine
 from receiver.replay import replay_job
 from tests.cdn import FakeCdn, Route
-from tests.conftest import rows, signed_headers
+from tests.conftest import rows, signed_headers, wait_until
 from tests.media import media_bytes
 from tests.processes import Server, framehook_env
 
@@ -38,15 +37,6 @@ def completed(job_id: str, result: object) -> bytes:
     return orjson.dumps(
         {"event": "completed", "jobId": job_id, "status": "COMPLETED", "result": result}
     )
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def stored_files(root: Path) -> dict[str, bytes]:
@@ -72,7 +62,7 @@ def test_a_completed_webhook_ends_with_its_files_stored_and_recorded(
     def done() -> bool:
         return [r.status for r in rows(db, "SELECT status FROM tasks")] == ["succeeded"]
 
-    wait_until(done)
+    wait_until(done, timeout=30)
     assets = rows(db, "SELECT * FROM assets ORDER BY position")
     assert [(a.position, a.kind, a.key) for a in assets] == [
         (1, "image", "job-e2e/image-1.png"),
@@ -89,7 +79,9 @@ def test_a_completed_webhook_ends_with_its_files_stored_and_recorded(
 
     assert client.post(URL, content=body, headers=signed_headers(body)).status_code == 200
     assert replay_job(db, "job-e2e") == 1
-    wait_until(lambda: done() and rows(db, "SELECT attempts FROM tasks")[0].attempts == 2)
+    wait_until(
+        lambda: done() and rows(db, "SELECT attempts FROM tasks")[0].attempts == 2, timeout=30
+    )
     assert len(rows(db, "SELECT id FROM assets")) == 3
     assert sum(cdn.hits.values()) == 3
     assert stored_files(root) == files
@@ -121,7 +113,7 @@ def test_a_worker_killed_mid_download_leaves_no_partial_file_and_the_retry_store
     answer = httpx.post(f"{first.url}{URL}", content=body, headers=signed_headers(body))
     assert answer.status_code == 202
     # Two megabytes are in a temporary file when the process dies.
-    wait_until(lambda: any(root.rglob("*.part")) and cdn.hits["/v.mp4"] == 1)
+    wait_until(lambda: any(root.rglob("*.part")) and cdn.hits["/v.mp4"] == 1, timeout=30)
     first.kill()
     first.process.wait(10)
     assert not (root / "job-kill" / "video-1.mp4").exists()
@@ -136,7 +128,8 @@ def test_a_worker_killed_mid_download_leaves_no_partial_file_and_the_retry_store
             wait_until(
                 lambda: (
                     [r.status for r in rows(engine, "SELECT status FROM tasks")] == ["succeeded"]
-                )
+                ),
+                timeout=30,
             )
             (asset,) = rows(engine, "SELECT * FROM assets")
             (task,) = rows(engine, "SELECT attempts FROM tasks")

@@ -4,7 +4,6 @@ signed webhooks into a running app, handlers run by its embedded worker."""
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,7 @@ import orjson
 from starlette.testclient import TestClient
 
 from tests.cdn import FakeCdn, Route
-from tests.conftest import signed_headers
+from tests.conftest import signed_headers, wait_until
 from tests.media import media_bytes
 
 TOKEN = "admin-test-token-0123456789abcdef"
@@ -63,16 +62,6 @@ def completed(job_id: str, result: Any, model: str = "midjourney") -> dict[str, 
         "model": model,
         "creditCost": 8,
     }
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Poll ``check`` until it holds (or fail)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from receiver.runner import build_worker, http_client, running_worker
 from receiver.settings import Settings
 from receiver.signatures import Verifier
 from receiver.webhook import WebhookEndpoint
-from tests.conftest import API_KEY, OTHER_KEY, rows, sample, signed_headers
+from tests.conftest import API_KEY, OTHER_KEY, rows, sample, signed_headers, wait_until
 from tests.plugins import Recording
 
 URL = "/webhooks/apiframe"
@@ -136,15 +136,6 @@ def post(client: TestClient, body: bytes, headers: dict[str, str] | None = None)
         URL, content=body, headers=signed_headers(body) if headers is None else headers
     )
     return answer.status_code
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def task_statuses(db: Engine) -> dict[str, str]:

@@ -26,7 +26,7 @@ from receiver.intake import Arrival, Outcome, Recorder, Subscription
 from receiver.reconcile import Reconciler, Waits, event_body, modality_of
 from receiver.retry import RetryPolicy
 from receiver.runner import reconcile_once
-from tests.conftest import API_KEY, rows, signed_headers
+from tests.conftest import API_KEY, rows, signed_headers, wait_until
 from tests.processes import framehook_env, free_port, run_cli
 
 HOOK = "http://receiver.test/webhooks/apiframe"
@@ -269,20 +269,22 @@ def test_serve_catches_up_at_start_and_sweeps_silent_jobs(
             recorder(db).record(
                 connection, Arrival(parse_body(earlier), earlier, datetime.now(UTC), "r")
             )
-        wait_for(lambda: fake.get(f"/v2/jobs/{missed}").json()["status"] == "COMPLETED")
+        wait_until(
+            lambda: fake.get(f"/v2/jobs/{missed}").json()["status"] == "COMPLETED", timeout=20
+        )
         client = make_client(
             reconcile=True,
             apiframe_url=api,
             reconcile_interval_seconds=0.2,
             reconcile_image_seconds=0.5,
         )
-        wait_for(lambda: status(db, missed) == "COMPLETED")
+        wait_until(lambda: status(db, missed) == "COMPLETED", timeout=20)
 
         heard = fake.post("/v2/images/generate", json=body).json()["jobId"]
         news = orjson.dumps({"event": "progress", "jobId": heard, "progress": 20})
         answer = client.post("/webhooks/apiframe", content=news, headers=signed_headers(news))
         assert answer.status_code == 202
-        wait_for(lambda: status(db, heard) == "COMPLETED")
+        wait_until(lambda: status(db, heard) == "COMPLETED", timeout=20)
     sources = {r.job_id: r.source for r in rows(db, "SELECT job_id, source FROM deliveries")}
     assert sources[missed] == "poll"
     tasks = {r.job_id for r in rows(db, "SELECT job_id FROM tasks WHERE handler = 'download'")}
@@ -292,13 +294,6 @@ def test_serve_catches_up_at_start_and_sweeps_silent_jobs(
 def status(db: Engine, job_id: str) -> str | None:
     found = rows(db, "SELECT status FROM jobs WHERE id = :j", j=job_id)
     return found[0].status if found else None
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_reconcile_once_walks_the_list_and_polls_every_unfinished_job(
@@ -316,11 +311,12 @@ def test_reconcile_once_walks_the_list_and_polls_every_unfinished_job(
         news = orjson.dumps({"event": "progress", "jobId": halfway, "progress": 50})
         with writing(db) as connection:
             recorder(db).record(connection, Arrival(parse_body(news), news, datetime.now(UTC), "r"))
-        wait_for(
+        wait_until(
             lambda: all(
                 fake.get(f"/v2/jobs/{j}").json()["status"] in ("COMPLETED", "FAILED")
                 for j in (never, halfway)
-            )
+            ),
+            timeout=20,
         )
         settings = make_settings(apiframe_url=api)
         report = asyncio.run(reconcile_once(settings, timedelta(hours=1)))
@@ -339,7 +335,9 @@ def test_the_reconcile_command_prints_what_it_found(tmp_path: Path) -> None:
     ):
         body = {"model": "kling-2.6", "prompt": "x", "webhookUrl": HOOK}
         job_id = fake.post("/v2/videos/generate", json=body).json()["jobId"]
-        wait_for(lambda: fake.get(f"/v2/jobs/{job_id}").json()["status"] == "COMPLETED")
+        wait_until(
+            lambda: fake.get(f"/v2/jobs/{job_id}").json()["status"] == "COMPLETED", timeout=20
+        )
         done = run_cli(["reconcile", "--since", "1h", "--api-url", api], env, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "updated" in done.stdout

@@ -3,7 +3,6 @@ everything still needed stay, so a late retry is still a duplicate."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,18 +12,11 @@ from starlette.testclient import TestClient
 
 from handlers import PermanentFailure
 from receiver.retention import Pruned, prune
-from tests.conftest import rows, sample, signed_headers
+from tests.conftest import rows, sample, signed_headers, wait_until
 from tests.plugins import Recording
 from tests.processes import framehook_env, run_cli
 
 URL = "/webhooks/apiframe"
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_old_bodies_and_finished_tasks_go_but_a_late_retry_is_still_a_duplicate(

@@ -17,7 +17,7 @@ from receiver.events import parse_body
 from receiver.intake import Arrival, Recorder, Subscription
 from receiver.queue import TaskQueue
 from receiver.replay import replay_dead, replay_job, retry_task
-from tests.conftest import rows, sample, signed_headers
+from tests.conftest import rows, sample, signed_headers, wait_until
 from tests.plugins import Recording
 
 URL = "/webhooks/apiframe"
@@ -30,15 +30,6 @@ FAST = {
     "retry_max_attempts": 3,
     "grace_seconds": 5.0,
 }
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def send(client: TestClient, body: bytes) -> None:
