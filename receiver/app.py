@@ -15,6 +15,7 @@ from starlette.routing import Route
 from receiver.admin import admin_api
 from receiver.checkpoints import Checkpointer
 from receiver.committer import Committer
+from receiver.dashboard import dashboard_routes
 from receiver.database import create_db_engine
 from receiver.health import healthz, readyz
 from receiver.intake import Arrival, Receipt, Recorder
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
                     _log.warning(
                         "admin token generated",
                         bearer=admin.token.value,
+                        dashboard="/#token=" + admin.token.value,
                         hint="set FRAMEHOOK_ADMIN_TOKEN to keep one across restarts",
                     )
                 _log.info(
@@ -165,6 +167,7 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *admin.routes,
+            *dashboard_routes(),
         ],
         lifespan=lifespan,
         exception_handlers=exception_handlers,

@@ -72,6 +72,8 @@ class Job(SQLModel, table=True):
         Index("ix_jobs_status_updated", "status", "updated_at"),
         # The admin API's job list walks (created_at, id), newest first, page by page.
         Index("ix_jobs_created_id", "created_at", "id"),
+        # The live feed (``/api/events``) asks for the jobs changed in the last seconds.
+        Index("ix_jobs_updated_at", "updated_at"),
     )
 
     id: str = Field(primary_key=True, max_length=200)
@@ -145,6 +147,14 @@ class Task(SQLModel, table=True):
             sqlite_where=text("status = 'running'"),
         ),
         Index("ix_tasks_job_handler", "job_id", "handler"),
+        # Dead tasks, for the dashboard and ``/api/tasks``: a partial index stays as small as
+        # the dead list, and a task's other transitions never touch it.
+        Index(
+            "ix_tasks_dead",
+            "id",
+            postgresql_where=text("status = 'dead'"),
+            sqlite_where=text("status = 'dead'"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))

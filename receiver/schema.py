@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HEAD", "current_revision", "head_revision", "is_current", "upgrade"]
 
-HEAD = "0005"
+HEAD = "0006"
 """The newest revision this version ships (a test keeps it equal to Alembic's head). Known
 without Alembic, so a process whose schema is current never imports it (about 10 MiB)."""
 

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=30.0, ge=0)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
 
+    # The live feed (``/api/events``, the dashboard): how often each open stream looks.
+    events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
     @field_validator("api_keys", "handlers", "asset_hosts", "asset_allow_networks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

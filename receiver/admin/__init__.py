@@ -28,4 +28,4 @@ class AdminAPI:
 def admin_api(settings: Settings) -> AdminAPI:
     """The ``/api`` routes, guarded by ``FRAMEHOOK_ADMIN_TOKEN`` or a newly generated token."""
     token = resolve_token(settings)
-    return AdminAPI(admin_routes(token), token)
+    return AdminAPI(admin_routes(token, settings), token)

@@ -97,6 +97,7 @@ _ATTEMPT = {
     "error": _nullable(_TEXT),
 }
 _ASSET = {
+    "id": _INT,
     "handler": _TEXT,
     "kind": _TEXT,
     "position": _INT,
@@ -131,7 +132,15 @@ _SCHEMAS: dict[str, Schema] = {
     "Task": _object(_TASK),
     "TaskWithHistory": _object({**_TASK, "history": {"type": "array", "items": _ref("Attempt")}}),
     "Attempt": _object(_ATTEMPT),
-    "Asset": _object(_ASSET),
+    "Asset": _object(
+        {
+            **_ASSET,
+            "contentUrl": {
+                "type": "string",
+                "description": "The file, through this server, for an hour without the token.",
+            },
+        }
+    ),
     "JobPage": _page("Job"),
     "DeliveryPage": _page("Delivery"),
     "TaskPage": _page("Task"),
@@ -190,7 +199,30 @@ _JOB_ID = _path("id", {**_FILTER, "minLength": 1})
 _TASK_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
 _NOT_FOUND = {"404": _answer("No such job or task.")}
 
+_ASSET_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+
 _PATHS: dict[str, Schema] = {
+    "/api/events": {
+        "get": {
+            "operationId": "streamEvents",
+            "summary": "Server-sent events of what changes, for as long as the client listens.",
+            "description": (
+                "Events: `ready` (the stream works), `job` (a job changed: its summary), "
+                "`dead` (the dead tasks changed: `{items}`), `timeline` (the watched job's "
+                "tasks or assets changed: `{jobId}`), `overflow` (too many jobs changed at "
+                "once: reload the list), `down` (the database is unavailable; the stream goes "
+                "on). The feed looks about once a second (FRAMEHOOK_EVENTS_POLL_SECONDS)."
+            ),
+            "parameters": [_query("job", "Also follow this job's timeline.", _FILTER)],
+            "responses": {
+                "200": {
+                    "description": "An endless text/event-stream.",
+                    "content": {"text/event-stream": {"schema": _TEXT}},
+                },
+                **_ERRORS,
+            },
+        }
+    },
     "/api/jobs": {
         "get": {
             "operationId": "listJobs",
@@ -223,6 +255,37 @@ _PATHS: dict[str, Schema] = {
                 _query("handler", "Only this handler's tasks.", _FILTER),
             ],
             "responses": {**_ok("Replayed", "How many tasks were queued again."), **_NOT_FOUND},
+        }
+    },
+    "/api/assets/{id}/content": {
+        "get": {
+            "operationId": "getAssetContent",
+            "summary": "A captured file, from FRAMEHOOK_STORAGE_URL.",
+            "description": (
+                "With the bearer token, or without it through an asset's `contentUrl` (signed "
+                "with the token, valid for an hour). Served with the recorded content type, "
+                "`nosniff`, and a sandboxing Content-Security-Policy; local files answer Range."
+            ),
+            "security": [{"bearer": []}, {}],
+            "parameters": [
+                _ASSET_ID,
+                _query("expires", "A signed link's expiry (Unix seconds).", _TEXT),
+                _query("signature", "A signed link's signature.", _TEXT),
+            ],
+            "responses": {
+                "200": {
+                    "description": "The file.",
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "206": {
+                    "description": "The requested range of the file.",
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                **_ERRORS,
+                "403": _answer("A signed link that expired or was not signed by this server."),
+                "404": _answer("No such asset, or its file is not in this server's storage."),
+                "416": {"description": "A range outside the file (Starlette's plain answer)."},
+            },
         }
     },
     "/api/deliveries": {

@@ -7,18 +7,22 @@ with a ``reason`` before any SQL runs; an unreachable database is a 503.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
+import orjson
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from receiver.admin.auth import AdminToken
+from receiver.admin.content import AssetLinks, ContentEndpoint
+from receiver.admin.feed import Change, Feed
 from receiver.admin.openapi import OPENAPI
 from receiver.admin.paging import (
     Conflict,
@@ -49,6 +53,7 @@ from receiver.admin.queries import (
 from receiver.errors import RequestRejected
 from receiver.replay import replay_job, retry_task
 from receiver.responses import json_response
+from receiver.settings import Settings
 
 __all__ = ["admin_routes"]
 
@@ -57,21 +62,23 @@ Payload = dict[str, Any]
 Endpoint = Callable[[Request], Awaitable[Payload]]
 
 
-def _problem(status: int, reason: str, error: str, **headers: str) -> Response:
-    return json_response(status, {"ok": False, "reason": reason, "error": error}, **headers)
+def _problem(status: int, reason: str, detail: str, **headers: str) -> Response:
+    return json_response(status, {"ok": False, "reason": reason, "detail": detail}, **headers)
 
 
-def _guarded(token: AdminToken, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-    """The endpoint behind the token, its result as a 200 and its rejections as JSON."""
+def _unauthorized(request: Request) -> Response:
+    given = "authorization" in request.headers
+    challenge = 'Bearer realm="framehook"' + (', error="invalid_token"' if given else "")
+    message = "wrong bearer token" if given else "send Authorization: Bearer <token>"
+    return _problem(401, "unauthorized", message, **{"WWW-Authenticate": challenge})
+
+
+def _answered(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+    """The endpoint with its rejections and an unreachable database answered as JSON."""
 
     async def handle(request: Request) -> Response:
-        if not token.admits(request):
-            given = "authorization" in request.headers
-            challenge = 'Bearer realm="framehook"' + (', error="invalid_token"' if given else "")
-            message = "wrong bearer token" if given else "send Authorization: Bearer <token>"
-            return _problem(401, "unauthorized", message, **{"WWW-Authenticate": challenge})
         try:
-            return json_response(200, await endpoint(request))
+            return await endpoint(request)
         except RequestRejected as exc:
             return _problem(exc.status_code, exc.reason, exc.detail)
         except OperationalError:
@@ -80,6 +87,17 @@ def _guarded(token: AdminToken, endpoint: Endpoint) -> Callable[[Request], Await
             )
 
     return handle
+
+
+def _guarded(token: AdminToken, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint behind the token, its result as a 200 and its rejections as JSON."""
+
+    async def handle(request: Request) -> Response:
+        if not token.admits(request):
+            return _unauthorized(request)
+        return json_response(200, await endpoint(request))
+
+    return _answered(handle)
 
 
 def _engine(request: Request) -> Engine:
@@ -125,13 +143,75 @@ async def jobs(request: Request) -> Payload:
     return _listing(page, "jobs")
 
 
-async def job(request: Request) -> Payload:
-    """``GET /api/jobs/{id}``: the job and its timeline."""
-    job_id = parse_text(request.path_params["id"], "id") or ""
-    found = await _read(request, lambda c: job_timeline(c, job_id))
-    if found is None:
-        raise NotFound("not_found", f"no job {job_id!r}")
-    return found
+def _job(links: AssetLinks) -> Endpoint:
+    async def job(request: Request) -> Payload:
+        """``GET /api/jobs/{id}``: the job and its timeline, each asset with a signed link."""
+        job_id = parse_text(request.path_params["id"], "id") or ""
+        found = await _read(request, lambda c: job_timeline(c, job_id))
+        if found is None:
+            raise NotFound("not_found", f"no job {job_id!r}")
+        for asset in found["assets"]:
+            asset["contentUrl"] = links.link(asset["id"])
+        return found
+
+    return job
+
+
+_DOWN = '{"reason":"database_unavailable"}'
+
+
+def _events(token: AdminToken, poll_seconds: float) -> Callable[[Request], Awaitable[Response]]:
+    async def events(request: Request) -> Response:
+        """``GET /api/events[?job=ID]``: server-sent events of what changes (see ``feed``)."""
+        if not token.admits(request):
+            return _unauthorized(request)
+        feed = Feed(watch=parse_text(request.query_params.get("job"), "job"))
+        engine = _engine(request)
+
+        def poll() -> list[Change]:
+            with engine.connect() as connection, connection.begin():
+                return feed.poll(connection)
+
+        async def stream() -> AsyncIterator[ServerSentEvent]:
+            yield ServerSentEvent(data="{}", event="ready", retry=2000)
+            down = False
+            while True:
+                try:
+                    changes = await anyio.to_thread.run_sync(poll)
+                except OperationalError:
+                    # The stream stays open: the client shows "database unavailable" and the
+                    # next poll that works carries on where this one stopped.
+                    if not down:
+                        yield ServerSentEvent(
+                            data='{"reason":"database_unavailable"}', event="down"
+                        )
+                    down = True
+                else:
+                    if down:
+                        yield ServerSentEvent(data="{}", event="ready")
+                    down = False
+                    for name, data in changes:
+                        yield ServerSentEvent(data=orjson.dumps(data).decode(), event=name)
+                await anyio.sleep(poll_seconds)
+
+        # X-Accel-Buffering: a reverse proxy (nginx) would otherwise hold events back.
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return EventSourceResponse(stream(), ping=15, headers=headers)
+
+    return _answered(events)
+
+
+def _content(endpoint: ContentEndpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def content(request: Request) -> Response:
+        """``GET /api/assets/{id}/content``: the file, to the token or a signed link."""
+        try:
+            return await endpoint.handle(request, _engine(request))
+        except RequestRejected as exc:
+            if exc.status_code == 401:
+                return _unauthorized(request)
+            raise
+
+    return _answered(content)
 
 
 async def deliveries(request: Request) -> Payload:
@@ -197,12 +277,22 @@ async def openapi(_request: Request) -> Response:
     return json_response(200, OPENAPI)
 
 
-def admin_routes(token: AdminToken) -> list[Route]:
+def admin_routes(token: AdminToken, settings: Settings) -> list[Route]:
     """Every ``/api`` route, the data ones behind ``token``."""
+    links = AssetLinks(token)
+    content = ContentEndpoint(links, settings.storage_url)
+    events = _events(token, settings.events_poll_seconds)
     return [
         Route("/api/openapi.json", openapi, methods=["GET"], name="admin_openapi"),
+        Route("/api/events", events, methods=["GET"], name="admin_events"),
         Route("/api/jobs", _guarded(token, jobs), methods=["GET"], name="admin_jobs"),
-        Route("/api/jobs/{id}", _guarded(token, job), methods=["GET"], name="admin_job"),
+        Route("/api/jobs/{id}", _guarded(token, _job(links)), methods=["GET"], name="admin_job"),
+        Route(
+            "/api/assets/{id}/content",
+            _content(content),
+            methods=["GET"],
+            name="admin_asset_content",
+        ),
         Route(
             "/api/jobs/{id}/replay", _guarded(token, replay), methods=["POST"], name="admin_replay"
         ),

@@ -98,6 +98,7 @@ def asset_view(row: Row[Any]) -> dict[str, Any]:
     """A captured file: ``kind``, ``position``, ``sourceUrl``, ``storageUri``, ``size``,
     ``contentType``, ``sha256`` (plus the handler that stored it, its key and when)."""
     return {
+        "id": row.id,
         "handler": row.handler,
         "kind": row.kind,
         "position": row.position,

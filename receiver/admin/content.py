@@ -1,0 +1,150 @@
+"""``GET /api/assets/{id}/content``: a captured file, read back from the configured storage.
+
+A browser's ``<img>``, ``<video>`` and ``<audio>`` cannot send a bearer token, so besides the
+token the route accepts a link signed with it (``?expires=…&signature=…``, like an S3
+presigned URL): the job timeline hands one out with each asset, valid for an hour, and it
+opens that one file only. The key is derived from the admin token, so changing the token
+revokes every link.
+
+The files came from the network: they are served with their recorded content type, never
+sniffed, and in a CSP sandbox, so an HTML or SVG "image" cannot run script on this origin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+from urllib.request import url2pathname
+
+import anyio
+from sqlalchemy import Engine, select
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from receiver.admin.auth import AdminToken
+from receiver.admin.paging import NotFound, parse_id
+from receiver.errors import RequestRejected
+from receiver.models import AssetRecord, metadata
+from storage import LocalStorage, Storage, StorageError, from_url
+
+__all__ = ["LINK_SECONDS", "AssetLinks", "ContentEndpoint"]
+
+LINK_SECONDS = 3600
+_assets = metadata.tables[AssetRecord.__tablename__]
+
+
+class Forbidden(RequestRejected):
+    """A signed link that is expired or was not signed with this token (403)."""
+
+    status_code = 403
+
+
+@dataclass(frozen=True, slots=True)
+class AssetLinks:
+    """Signs and checks the links to assets' content."""
+
+    token: AdminToken = field(repr=False)
+
+    def _signature(self, asset_id: int, expires: int) -> str:
+        key = hashlib.sha256(b"framehook asset link\0" + self.token.value.encode()).digest()
+        return hmac.new(key, f"{asset_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def link(self, asset_id: int, now: float | None = None) -> str:
+        """The path (with its query) that opens asset ``asset_id`` for :data:`LINK_SECONDS`."""
+        expires = int((time.time() if now is None else now) + LINK_SECONDS)
+        query = urlencode({"expires": expires, "signature": self._signature(asset_id, expires)})
+        return f"/api/assets/{asset_id}/content?{query}"
+
+    def admits(self, request: Request, asset_id: int) -> bool:
+        """Whether the request carries the token or a valid link to this asset.
+
+        Raises:
+            Forbidden: the link is expired or its signature is wrong.
+        """
+        if self.token.admits(request):
+            return True
+        expires, signature = (request.query_params.get(k) for k in ("expires", "signature"))
+        if expires is None or signature is None:
+            return False
+        if not expires.isdigit() or not hmac.compare_digest(
+            signature.encode(), self._signature(asset_id, int(expires)).encode()
+        ):
+            raise Forbidden("bad_signature", "this link was not signed by this server")
+        if int(expires) < time.time():
+            raise Forbidden("link_expired", "this link has expired; reload the job page")
+        return True
+
+
+@dataclass(slots=True)
+class ContentEndpoint:
+    """Serves assets from ``FRAMEHOOK_STORAGE_URL``; the store is opened at first use."""
+
+    links: AssetLinks
+    storage_url: str
+    _storage: Storage | None = None
+
+    def storage(self) -> Storage:
+        if self._storage is None:
+            try:
+                self._storage = from_url(self.storage_url)
+            except StorageError as exc:
+                raise _StorageUnavailable("storage_unavailable", str(exc)) from exc
+        return self._storage
+
+    async def handle(self, request: Request, engine: Engine) -> Response:
+        """The asset's bytes, or raises a rejection (the caller turns it into JSON)."""
+        asset_id = parse_id(request.path_params["id"], "id")
+        if not self.links.admits(request, asset_id):
+            raise _Unauthorized("unauthorized", "send Authorization: Bearer <token>")
+        row = await anyio.to_thread.run_sync(_find, engine, asset_id)
+        if row is None:
+            raise NotFound("not_found", f"no asset {asset_id}")
+        # The embedded worker's store when there is one: the same client, and the same
+        # objects even for a process-local store (memory://).
+        worker = getattr(request.app.state, "worker", None)
+        storage = worker.storage if worker is not None else self.storage()
+        if storage.uri(row.key) != row.storage_uri:
+            # A plugin stored it somewhere of its own: this server cannot read it.
+            raise NotFound("stored_elsewhere", f"asset {asset_id} is in {row.storage_uri}")
+        headers = {
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Cache-Control": "private, max-age=3600",
+            "ETag": f'"{row.sha256}"',
+        }
+        media_type = row.content_type or "application/octet-stream"
+        path = _local_file(storage, row.storage_uri)
+        if path is not None:
+            if not await anyio.Path(path).is_file():
+                raise NotFound("object_missing", f"asset {asset_id} is gone from storage")
+            # A file answers Range requests, so a video can seek.
+            return FileResponse(path, media_type=media_type, headers=headers)
+        if not await storage.exists(row.key):
+            raise NotFound("object_missing", f"asset {asset_id} is gone from storage")
+        headers["Content-Length"] = str(row.size)
+        return StreamingResponse(storage.open(row.key), media_type=media_type, headers=headers)
+
+
+class _Unauthorized(RequestRejected):
+    status_code = 401
+
+
+class _StorageUnavailable(RequestRejected):
+    status_code = 503
+
+
+def _find(engine: Engine, asset_id: int) -> Any:
+    with engine.connect() as connection:
+        return connection.execute(select(_assets).where(_assets.c.id == asset_id)).first()
+
+
+def _local_file(storage: Storage, uri: str) -> Path | None:
+    if not isinstance(storage, LocalStorage) or not uri.startswith("file:"):
+        return None
+    path = Path(url2pathname(urlsplit(uri).path)).resolve()
+    return path if path.is_relative_to(storage.root) else None
