@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=1.0, gt=0)
     handler_timeout_seconds: float = Field(default=300.0, gt=0)
     grace_seconds: float = Field(default=25.0, ge=0)
+    # ``framehook worker`` serves its own /metrics here when set (``serve`` has /metrics on its
+    # HTTP port): handler runs, durations and downloaded bytes happen in the workers.
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
 
     # Apiframe's job API: reconciliation, `framehook generate`, the demo.
     apiframe_url: str = "https://api.apiframe.ai"
