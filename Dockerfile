@@ -1,11 +1,17 @@
-# framehook: one image for every role (receiver, worker); the command picks the role.
+# framehook: one image for every role; the command picks it:
+#   framehook serve                                   receiver with an embedded worker (default)
+#   framehook serve --no-worker --host 0.0.0.0        receiver replica (docker-compose.yml)
+#   framehook worker                                  standalone worker
+#   framehook db upgrade                              migrations, once before a deploy
 FROM python:3.12-slim AS build
+# PostgreSQL for scale-out, S3 (and S3-compatible stores: MinIO, R2) for shared asset storage.
+ARG EXTRAS=postgres,s3
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY receiver ./receiver
 COPY handlers ./handlers
 COPY storage ./storage
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[postgres]'
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[${EXTRAS}]"
 
 FROM python:3.12-slim
 ENV PYTHONUNBUFFERED=1 \

@@ -1,0 +1,14 @@
+"""Chaos harness: a framehook cluster of real processes under load, faults, and invariants.
+
+- ``proxy``: a round-robin TCP proxy on loopback that skips an upstream refusing connections
+  (what a load balancer in front of N receivers does).
+- ``cluster``: receivers (``framehook serve --no-worker``) and workers (``framehook worker``)
+  as child processes on one PostgreSQL database, each of which a test may SIGKILL, SIGSTOP,
+  SIGCONT, SIGTERM or restart.
+- ``plan``: hundreds of jobs with a known outcome each, their signed events (duplicates and
+  reordering included) and the files their results point to on a loopback CDN.
+- ``sender``: sends a plan's events concurrently through the proxy, retries what got no
+  answer or a 5xx, and records every 2xx.
+- ``invariants``: what must hold after any run, checked against the database and the storage
+  root, printed as a table.
+"""

@@ -1,0 +1,152 @@
+"""A round-robin TCP proxy on loopback, in a thread of its own.
+
+Each client connection goes to the next upstream in turn and stays there (HTTP keep-alive
+sticks to one receiver, as behind a real L4 balancer). An upstream that refuses the connection
+(killed, or restarting) is skipped for the next one; if every upstream refuses, the client's
+connection is closed and the sender retries. An upstream that dies mid-request closes its side,
+and the proxy closes the client's: the request got no answer, exactly what Apiframe would see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import Counter
+from collections.abc import Sequence
+
+__all__ = ["RoundRobinProxy"]
+
+_CONNECT_TIMEOUT = 1.0
+_CHUNK = 65536
+
+
+class RoundRobinProxy:
+    """``with RoundRobinProxy([port, ...]) as proxy:`` listens on ``proxy.url`` until the block
+    ends.
+
+    Args:
+        upstreams: the loopback ports to balance over.
+
+    Attributes:
+        connections: accepted upstream connections, per upstream port.
+        skipped: connection attempts an upstream refused (or timed out), per port.
+        dropped: client connections closed because no upstream answered.
+    """
+
+    def __init__(self, upstreams: Sequence[int]) -> None:
+        self.upstreams = list(upstreams)
+        self.connections: Counter[int] = Counter()
+        self.skipped: Counter[int] = Counter()
+        self.dropped = 0
+        self.port = 0
+        self._next = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._serve, name="chaos-proxy", daemon=True)
+        self._failure: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        """The proxy's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> RoundRobinProxy:
+        self._thread.start()
+        self._ready.wait(10)
+        if self._failure is not None:
+            raise RuntimeError("the proxy did not start") from self._failure
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._main())
+        finally:
+            self._loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        try:
+            server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        except BaseException as exc:
+            self._failure = exc
+            self._ready.set()
+            raise
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stop.wait()
+        # Not ``async with server``: its wait_closed may wait for every client to hang up.
+        server.close()
+        # Connections still open (a client that kept its keep-alive, a frozen upstream): cut
+        # them, so the loop closes with no task pending.
+        pending = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        # Transports finish closing in callbacks: let them run before the loop closes.
+        await asyncio.sleep(0.05)
+
+    def _order(self) -> list[int]:
+        # Round robin: each new connection starts one further along (the loop's thread is the
+        # only one touching _next, so no lock).
+        start = self._next % len(self.upstreams)
+        self._next += 1
+        return self.upstreams[start:] + self.upstreams[:start]
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            upstream = await self._connect()
+            if upstream is None:
+                self.dropped += 1
+                return
+            await _relay(client_r, client_w, *upstream)
+        finally:
+            client_w.close()
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        for port in self._order():
+            try:
+                upstream = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", port), _CONNECT_TIMEOUT
+                )
+            except (OSError, TimeoutError):
+                self.skipped[port] += 1
+                continue
+            self.connections[port] += 1
+            return upstream
+        return None
+
+
+async def _relay(
+    client_r: asyncio.StreamReader,
+    client_w: asyncio.StreamWriter,
+    up_r: asyncio.StreamReader,
+    up_w: asyncio.StreamWriter,
+) -> None:
+    pumps = [
+        asyncio.create_task(_pump(client_r, up_w)),
+        asyncio.create_task(_pump(up_r, client_w)),
+    ]
+    try:
+        # Either side ending ends the connection: HTTP clients never half-close mid-request,
+        # and a receiver that died must look dead to the client at once.
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        up_w.close()
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while chunk := await reader.read(_CHUNK):
+            writer.write(chunk)
+            await writer.drain()
