@@ -1,0 +1,48 @@
+"""The ``framehook`` command: one Typer app, its commands in one module per concept.
+
+- ``serve``: ``serve`` (the receiver) and ``worker``;
+- ``jobs``: what the receiver recorded: ``jobs``, ``jobs show``, ``replay``, ``reconcile``,
+  ``prune``;
+- ``dev``: trying it out: ``send-test``, ``demo``, ``generate``, ``simulate``;
+- ``db``: ``db upgrade``;
+- ``doctor``: checking a deployment;
+- ``config``: what they share (settings from the environment and flags, clean failures).
+
+The commands are registered here, in the order ``framehook --help`` lists them. Importing this
+package loads only Typer, Rich and the settings: each command imports what it alone needs
+(uvicorn, Alembic, the fake Apiframe, the simulator) inside its body, so a ``framehook worker``
+process does not carry them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from receiver.cli import db, dev, doctor, jobs, serve
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="framehook",
+    help="Receive, verify, store and act on Apiframe v2 webhooks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.command("worker")(serve.worker_command)
+app.command("replay")(jobs.replay)
+app.command("reconcile")(jobs.reconcile)
+app.command("send-test")(dev.send_test)
+app.command("demo")(dev.demo)
+app.command("generate")(dev.generate)
+app.command("simulate")(dev.simulate)
+app.command("prune")(jobs.prune)
+app.command("doctor")(doctor.doctor)
+app.add_typer(db.db_app, name="db")
+app.add_typer(jobs.jobs_app, name="jobs")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="framehook")

@@ -1,0 +1,237 @@
+"""Commands for trying framehook without production traffic: ``send-test``, ``demo``,
+``generate`` and ``simulate``.
+
+They are the only commands that need the fake Apiframe, the demo and the simulator (and
+through them uvicorn): those are imported inside each command, never by the package, so a
+``framehook worker`` process does not carry them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from receiver.cli.config import err, fail, load_settings
+from receiver.errors import FramehookError
+
+__all__ = ["demo", "generate", "send_test", "simulate"]
+
+
+def send_test(
+    event: Annotated[str, typer.Argument(metavar="EVENT", help="progress, completed or failed.")],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where to POST (default: http://FRAMEHOOK_HOST:FRAMEHOOK_PORT/webhooks/apiframe)."
+        ),
+    ] = None,
+    modality: Annotated[
+        str,
+        typer.Option(help="image, upscale, midjourney, video, midjourney-video, music or stems."),
+    ] = "midjourney",
+    model: Annotated[
+        str | None, typer.Option(help="The job's model (default: the modality's usual one).")
+    ] = None,
+    job_id: Annotated[str | None, typer.Option(help="The job's id (default: a new UUID).")] = None,
+    progress: Annotated[
+        int | None,
+        typer.Option(help="A progress event's percentage (default: 45).", min=0, max=100),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="The key to sign with (default: APIFRAME_API_KEY).")
+    ] = None,
+    asset_base_url: Annotated[
+        str | None,
+        typer.Option(help="Where the result's URLs point (default: https://cdn2.apiframe.ai)."),
+    ] = None,
+    repeat: Annotated[
+        int, typer.Option(help="Send the same bytes this many times (a redelivery).", min=1)
+    ] = 1,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.", min=0.1)] = 10,
+) -> None:
+    """Sign and POST a realistic Apiframe webhook to a receiver, like `stripe trigger`.
+
+    Prints each answer's status and JSON; exits 0 if every answer was 2xx, else 1.
+    """
+    import json
+    import uuid
+
+    import httpx
+    from rich.markup import escape
+
+    from receiver.fakeapi import CDN_BASE_URL, sample_webhook, signature
+
+    if event not in ("progress", "completed", "failed"):
+        raise fail(f"unknown event {event!r}: say progress, completed or failed")
+    if progress is not None and event != "progress":
+        raise fail("--progress goes with the progress event")
+    try:
+        job_id = None if job_id is None else str(uuid.UUID(job_id))
+    except ValueError:
+        raise fail(f"--job-id {job_id!r} is not a UUID (Apiframe's job ids are)") from None
+    settings = load_settings()
+    key = api_key or next(iter(settings.signing_api_keys()), None)
+    if not key:
+        raise fail("no API key to sign with: pass --api-key or set APIFRAME_API_KEY")
+    if url is None:
+        # A server bound to every interface is reached on loopback.
+        any_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+        host = any_host.get(settings.host, settings.host)
+        url = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}/webhooks/apiframe"
+    try:
+        target = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise fail(f"--url {url!r} is not a URL: {exc}") from None
+    if target.scheme not in ("http", "https") or not target.host:
+        raise fail(f"--url {url!r} is not an http(s) URL")
+    try:
+        payload = sample_webhook(
+            event,
+            modality,
+            model=model,
+            job_id=job_id,
+            progress=progress,
+            asset_base_url=asset_base_url or CDN_BASE_URL,
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "framehook-send-test",
+        "X-Webhook-Event": event,
+        "X-Webhook-Signature": signature(body, key),
+    }
+    err.print(
+        f"POST {escape(url)}: {event} of job {payload['jobId']} ({payload['model']})",
+        soft_wrap=True,
+    )
+    all_ok = True
+    with httpx.Client(timeout=timeout) as client:
+        for _ in range(repeat):
+            try:
+                response = client.post(target, content=body, headers=headers)
+            except httpx.ConnectError as exc:
+                raise fail(f"could not connect to {url} ({exc}): is it running?", 1) from None
+            except httpx.HTTPError as exc:
+                raise fail(f"no answer from {url}: {type(exc).__name__}: {exc}", 1) from None
+            typer.echo(f"{response.status_code} {response.reason_phrase}")
+            try:
+                typer.echo(json.dumps(response.json(), indent=2))
+            except ValueError:
+                typer.echo(response.text)
+            all_ok = all_ok and response.is_success
+    if not all_ok:
+        raise typer.Exit(1)
+
+
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo's database and files go.")
+    ] = Path("framehook-demo"),
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for every job and its files.", min=1)
+    ] = 120,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Keep both servers up afterwards (Ctrl-C).")
+    ] = False,
+    step_seconds: Annotated[
+        float, typer.Option(help="The fake Apiframe's seconds between a job's steps.", min=0)
+    ] = 0.3,
+) -> None:
+    """Everything offline in one command: a fake Apiframe, the receiver, a few jobs, their files.
+
+    No API key needed. Exits 0 when every job ended as planned with its files on disk.
+    """
+    from receiver.demo import run_demo
+
+    code = run_demo(
+        directory, timeout=timeout, keep_running=keep_running, step_seconds=step_seconds
+    )
+    if code:
+        raise typer.Exit(code)
+
+
+def generate(
+    route: Annotated[
+        str, typer.Argument(metavar="ROUTE", help="images/generate, videos/generate, ...")
+    ],
+    model: Annotated[str | None, typer.Option(help="The model (e.g. midjourney).")] = None,
+    prompt: Annotated[str | None, typer.Option(help="The prompt.")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KEY=VALUE", help="Another request field (a JSON value or text); repeatable."
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(help="This receiver's public address, a tunnel's (FRAMEHOOK_PUBLIC_URL)."),
+    ] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="Apiframe's API (FRAMEHOOK_APIFRAME_URL).")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="The receiver's database (FRAMEHOOK_DATABASE_URL).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to follow the job.", min=1)] = 900,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Follow the job, or only submit it.")
+    ] = True,
+) -> None:
+    """Submit a job to Apiframe and follow it live until its files are stored.
+
+    The webhooks go to --public-url + /webhooks/apiframe, where `framehook serve` records
+    them. Exits 0 when the job completed with its files, 1 if it failed or timed out.
+    """
+    from receiver.database import normalize_url
+    from receiver.generate import Follow, UsageProblem, build_request, run_generate
+
+    settings = load_settings(public_url=public_url, apiframe_url=api_url, database_url=database_url)
+    key = next(iter(settings.signing_api_keys()), None)
+    if not key:
+        raise fail("no API key: set APIFRAME_API_KEY to your Apiframe key")
+    try:
+        normalize_url(settings.database_url)
+        request = build_request(
+            route, model=model, prompt=prompt, params=param or [], public_url=settings.public_url
+        )
+    except (FramehookError, UsageProblem) as exc:
+        raise fail(str(exc)) from None
+    code = run_generate(settings, key, request, Follow(timeout) if wait else None)
+    if code:
+        raise typer.Exit(code)
+
+
+def simulate(
+    jobs: Annotated[int, typer.Option(help="How many jobs.", min=1, max=10_000)] = 30,
+    duplicates: Annotated[float, typer.Option(help="Share of webhooks sent twice.")] = 0.2,
+    reorder: Annotated[float, typer.Option(help="Share of webhooks sent out of order.")] = 0.2,
+    drops: Annotated[float, typer.Option(help="Share of webhooks never sent.")] = 0.1,
+    delays: Annotated[float, typer.Option(help="Share of webhooks sent late.")] = 0.1,
+    failures: Annotated[float, typer.Option(help="Share of jobs that fail.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice (repeatable runs).")] = 0,
+    step_seconds: Annotated[float, typer.Option(help="The fake's time per job step.")] = 0.05,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Keep the database and files here.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for agreement.")] = 120.0,
+) -> None:
+    """Run jobs through a misbehaving fake Apiframe into a receiver of its own; print
+    expected against actual final states and files; exit 1 on any mismatch."""
+    from receiver.simulate import Chaos, run_simulation
+
+    for name, rate in (
+        ("duplicates", duplicates),
+        ("reorder", reorder),
+        ("drops", drops),
+        ("delays", delays),
+        ("failures", failures),
+    ):
+        if not 0.0 <= rate <= 1.0:
+            raise fail(f"--{name} {rate}: a share between 0 and 1")
+    chaos = Chaos(duplicates, reorder, drops, delays, failures, step_seconds, seed)
+    code = run_simulation(jobs, chaos, directory=directory, timeout=timeout)
+    raise typer.Exit(code)

@@ -1,0 +1,227 @@
+"""Commands on what the receiver recorded: ``jobs``, ``jobs show``, ``replay``, ``reconcile``
+and ``prune``.
+
+Each opens a short-lived engine on the configured database (one connection), does its work and
+disposes of it; the admin tables, reconciliation and retention code load only when asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from receiver.cli.config import err, fail, load_settings
+from receiver.errors import FramehookError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from receiver.admin.queries import Page
+
+__all__ = ["jobs", "jobs_app", "jobs_show", "prune", "reconcile", "replay"]
+
+_T = TypeVar("_T")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str, option: str = "--since") -> timedelta:
+    """``90s``, ``30m``, ``2h``, ``7d`` (a bare number is seconds)."""
+    value = text.strip().lower()
+    unit = value[-1] if value and value[-1] in _UNITS else "s"
+    number = value[:-1] if value and value[-1] in _UNITS else value
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise fail(f"{option} {text!r}: expected a duration such as 90s, 30m, 2h or 7d") from None
+    if seconds < 0:
+        raise fail(f"{option} {text!r}: must not be negative")
+    return timedelta(seconds=seconds)
+
+
+def replay(
+    task: Annotated[int | None, typer.Option(help="Re-queue this task.")] = None,
+    job: Annotated[str | None, typer.Option(help="Re-run this job's finished tasks.")] = None,
+    dead: Annotated[bool, typer.Option("--dead", help="Re-queue every dead task.")] = False,
+    handler: Annotated[str | None, typer.Option(help="Only this handler's tasks.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """Queue tasks again: one (--task), a job's (--job) or all dead ones (--dead)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from receiver.database import create_db_engine
+    from receiver.replay import replay_dead, replay_job, retry_task
+
+    if sum((task is not None, job is not None, dead)) != 1:
+        raise fail("say exactly one of --task ID, --job ID or --dead")
+    if task is not None and handler is not None:
+        raise fail("--handler goes with --job or --dead, not --task")
+    settings = load_settings(database_url=database_url)
+    try:
+        engine = create_db_engine(settings.database_url, pool_size=1)
+        if task is not None:
+            count = int(retry_task(engine, task))
+        elif job is not None:
+            count = replay_job(engine, job, handler)
+        else:
+            count = replay_dead(engine, handler)
+        engine.dispose()
+    except FramehookError as exc:
+        raise fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise fail(f"database error: {exc.__class__.__name__}") from None
+    if task is not None and not count:
+        raise fail(f"task {task} not re-queued: no such task, or it is running now", code=1)
+    err.print(f"re-queued {count} task{'s' if count != 1 else ''}")
+
+
+def reconcile(
+    since: Annotated[
+        str | None,
+        typer.Option(help="Also walk Apiframe's job list back this far (90s, 30m, 2h, 7d)."),
+    ] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="Apiframe's API (default: https://api.apiframe.ai).")
+    ] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """Ask Apiframe's job API about unfinished jobs (and, with --since, jobs never heard of);
+    what it says is recorded like a webhook, and handlers run as usual."""
+    from rich.table import Table
+
+    from receiver.apiframe import ApiframeError
+    from receiver.runner import reconcile_once
+
+    window = _duration(since) if since is not None else None
+    settings = load_settings(database_url=database_url, apiframe_url=api_url)
+    try:
+        report = asyncio.run(reconcile_once(settings, window))
+    except ApiframeError as exc:
+        raise fail(f"Apiframe's API: {exc}", code=1) from None
+    except FramehookError as exc:
+        raise fail(str(exc)) from None
+    table = Table("outcome", "jobs", title="reconciliation")
+    for outcome, count in sorted(report.outcomes.items()):
+        table.add_row(outcome, str(count))
+    Console().print(table)
+    if report.outcomes.get("error"):
+        raise typer.Exit(1)
+
+
+def prune(
+    older_than: Annotated[
+        str, typer.Option(help="Prune what is older than this (90s, 30m, 2h, 7d).")
+    ] = "30d",
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """Drop raw bodies and finished tasks older than --older-than; the dedupe ledger, jobs,
+    deliveries and dead tasks are kept."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from receiver.database import create_db_engine
+    from receiver.retention import prune as prune_old
+
+    age = _duration(older_than, "--older-than")
+    settings = load_settings(database_url=database_url)
+    try:
+        engine = create_db_engine(settings.database_url, pool_size=1)
+        pruned = prune_old(engine, age)
+        engine.dispose()
+    except FramehookError as exc:
+        raise fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise fail(f"database error: {exc.__class__.__name__}") from None
+    err.print(f"pruned {pruned.bodies} bodies, {pruned.tasks} tasks ({pruned.attempts} attempts)")
+
+
+jobs_app = typer.Typer(help="List jobs, or show one job's timeline, from framehook's database.")
+
+
+def _read_database(database_url: str | None, work: Callable[[Connection], _T]) -> _T:
+    """Run ``work(connection)`` in one read transaction on the configured database."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from receiver.database import create_db_engine, normalize_url
+
+    settings = load_settings(database_url=database_url)
+    try:
+        url = normalize_url(settings.database_url)
+        file = url.database if url.get_backend_name() == "sqlite" else None
+        # Connecting would create an empty SQLite file: a reader must not leave one behind.
+        if file and file != ":memory:" and not Path(file).exists():
+            raise fail(f"no database at {file} (FRAMEHOOK_DATABASE_URL, --database-url)")
+        engine = create_db_engine(settings.database_url, pool_size=1)
+        try:
+            with engine.connect() as connection, connection.begin():
+                return work(connection)
+        finally:
+            engine.dispose()
+    except FramehookError as exc:
+        raise fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise fail(f"database error: {exc.__class__.__name__}") from None
+
+
+@jobs_app.callback(invoke_without_command=True)
+def jobs(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help="QUEUED, PROCESSING, COMPLETED, FAILED or CANCELLED.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model's jobs.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only jobs created this recently (90s, 30m, 2h, 7d).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=200)] = 20,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """List jobs newest first: id, model, status, progress, files captured, age.
+
+    `framehook jobs show ID` prints one job's whole timeline.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import UTC, datetime
+
+    from receiver.admin.queries import JOB_STATUSES, JobFilter, asset_counts, list_jobs
+    from receiver.admin.tables import jobs_table
+
+    wanted = None if status is None else status.upper()
+    if wanted is not None and wanted not in JOB_STATUSES:
+        raise fail(f"--status {status!r}: say one of {', '.join(JOB_STATUSES)}")
+    now = datetime.now(UTC)
+    where = JobFilter(wanted, model, now - _duration(since) if since is not None else None)
+
+    def read(connection: Connection) -> tuple[Page, dict[str, int]]:
+        page = list_jobs(connection, where, limit)
+        return page, asset_counts(connection, [j["id"] for j in page.items])
+
+    page, files = _read_database(database_url, read)
+    console = Console()
+    if not page.items:
+        console.print("no jobs" + (" match" if status or model or since else " yet"))
+        return
+    console.print(jobs_table(page.items, files, now))
+    if page.next_key is not None:
+        console.print(f"[dim]newest {limit} shown; --limit for more[/]")
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """One job's timeline: its state, every delivery and its outcome, the handler tasks with
+    each attempt and error, and the captured files."""
+    from receiver.admin.queries import job_timeline
+    from receiver.admin.tables import timeline
+
+    found = _read_database(database_url, lambda connection: job_timeline(connection, job_id))
+    if found is None:
+        raise fail(f"no job {job_id!r} in the database", code=1)
+    Console().print(timeline(found))
