@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -30,7 +29,7 @@ from receiver.runner import (
     running_reconciler,
     running_worker,
 )
-from receiver.schema import current_revision, head_revision, is_current, upgrade
+from receiver.schema import prepare_schema
 from receiver.settings import Settings
 from receiver.signatures import Verifier
 from receiver.webhook import WebhookEndpoint
@@ -38,23 +37,6 @@ from receiver.webhook import WebhookEndpoint
 __all__ = ["create_app", "prepare_schema"]
 
 _log = get_logger("framehook.app")
-
-
-def prepare_schema(engine: Engine, settings: Settings) -> None:
-    """Migrate (SQLite, or when FRAMEHOOK_AUTO_MIGRATE) or warn if the schema is behind."""
-    if is_current(engine):
-        return
-    auto = settings.is_sqlite if settings.auto_migrate is None else settings.auto_migrate
-    if auto:
-        upgrade(engine)
-        return
-    current, head = current_revision(engine), head_revision()
-    if current != head:
-        _log.warning(
-            "database schema is not current; run `framehook db upgrade`",
-            current=current,
-            expected=head,
-        )
 
 
 def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -> Starlette:

@@ -150,7 +150,7 @@ async def reconcile_once(settings: Settings, since: timedelta | None) -> Report:
     Raises:
         ConfigurationError: no API key; RegistryError: a handler cannot be loaded.
     """
-    from receiver.app import prepare_schema
+    from receiver.schema import prepare_schema
     from receiver.database import create_db_engine
     from receiver.registry import load_handlers, subscriptions_for
 

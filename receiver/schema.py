@@ -10,11 +10,16 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from receiver.database import writing
+from receiver.logs import get_logger
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["HEAD", "current_revision", "head_revision", "is_current", "upgrade"]
+    from receiver.settings import Settings
+
+__all__ = ["HEAD", "current_revision", "head_revision", "is_current", "prepare_schema", "upgrade"]
+
+_log = get_logger("framehook.schema")
 
 HEAD = "0006"
 """The newest revision this version ships (a test keeps it equal to Alembic's head). Known
@@ -73,3 +78,21 @@ def is_current(engine: Engine) -> bool:
     except DBAPIError:  # no alembic_version table yet: an empty database
         return False
     return [r[0] for r in rows] == [HEAD]
+
+
+def prepare_schema(engine: Engine, settings: Settings) -> None:
+    """At a process's start: migrate (SQLite, or when FRAMEHOOK_AUTO_MIGRATE) or warn if the
+    schema is behind. Here rather than in ``receiver.app`` so a worker needs no web app."""
+    if is_current(engine):
+        return
+    auto = settings.is_sqlite if settings.auto_migrate is None else settings.auto_migrate
+    if auto:
+        upgrade(engine)
+        return
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        _log.warning(
+            "database schema is not current; run `framehook db upgrade`",
+            current=current,
+            expected=head,
+        )

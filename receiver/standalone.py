@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import anyio
 
-from receiver.app import prepare_schema
 from receiver.database import create_db_engine
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
 from receiver.registry import load_handlers
 from receiver.runner import build_worker, http_client, running_worker
+from receiver.schema import prepare_schema
 from receiver.settings import Settings
 
 __all__ = ["run_worker_process"]
