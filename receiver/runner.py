@@ -150,9 +150,9 @@ async def reconcile_once(settings: Settings, since: timedelta | None) -> Report:
     Raises:
         ConfigurationError: no API key; RegistryError: a handler cannot be loaded.
     """
-    from receiver.schema import prepare_schema
     from receiver.database import create_db_engine
     from receiver.registry import load_handlers, subscriptions_for
+    from receiver.schema import prepare_schema
 
     key = settings.require_api_keys()[0]
     handlers = load_handlers(settings.handlers)
