@@ -79,7 +79,7 @@ def test_one_image_serves_both_roles_with_commands_the_cli_accepts(
     # A worker has no /healthz: its check asks the metrics server it is told to run.
     port = worker["environment"]["FRAMEHOOK_WORKER_METRICS_PORT"]
     assert f"127.0.0.1:{port}/metrics" in " ".join(worker["healthcheck"]["test"])
-    assert worker["environment"]["FRAMEHOOK_WORKER_METRICS_HOST"] == "0.0.0.0"
+    assert worker["environment"]["FRAMEHOOK_WORKER_METRICS_HOST"] == "0.0.0.0"  # noqa: S104
     # SIGTERM lets running handlers finish (FRAMEHOOK_GRACE_SECONDS): the stop must wait longer.
     grace = int(worker["stop_grace_period"].removesuffix("s"))
     assert grace > Settings().grace_seconds
