@@ -1,0 +1,38 @@
+"""The dashboard's files as served: no data in them, strict headers, and every script and
+stylesheet the page names is one the receiver serves (checked without a browser)."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.testclient import TestClient
+
+
+def test_the_page_and_its_files_are_public_and_locked_down(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    # Only its own origin; no inline script, no framing.
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert page.headers["x-content-type-options"] == "nosniff"
+    referenced = re.findall(r'(?:src|href)="(/dashboard/[^"]+)"', page.text)
+    assert sorted(referenced) == ["/dashboard/app.js", "/dashboard/style.css"]
+    types = {"/dashboard/app.js": "text/javascript", "/dashboard/style.css": "text/css"}
+    for path in referenced:
+        answer = client.get(path)
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith(types[path])
+    # Nothing in the page is data: that needs the token, from /api.
+    assert client.get("/api/jobs").status_code == 401
+
+
+def test_the_script_never_writes_html_from_data(client: TestClient) -> None:
+    """Job fields come from the network: the script builds the page with textContent only."""
+    lines = client.get("/dashboard/app.js").text.splitlines()
+    script = "\n".join(line for line in lines if not line.lstrip().startswith("//"))
+    assert "innerHTML" not in script
+    assert "insertAdjacentHTML" not in script
+    assert "eval(" not in script
