@@ -2,7 +2,7 @@
 
 from handlers._assets import Asset, AssetLog
 from handlers._context import HandlerContext
-from handlers._event import JobEvent, JobSnapshot
+from handlers._event import JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
 from handlers._handler import Handler
 from handlers._safety import FetchPolicy, UnsafeURL
 from handlers._signals import HandlerSignal, PermanentFailure, RetryLater, retry_after
@@ -17,6 +17,8 @@ __all__ = [
     "HandlerSignal",
     "JobEvent",
     "JobSnapshot",
+    "LoraEvent",
+    "LoraSnapshot",
     "PermanentFailure",
     "RetryLater",
     "UnsafeURL",

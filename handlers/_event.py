@@ -1,4 +1,4 @@
-"""The immutable values a handler receives: the event and the job as it stands."""
+"""The immutable values a handler receives: the event and the job (or LoRA) as it stands."""
 
 from __future__ import annotations
 
@@ -6,7 +6,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["JobEvent", "JobSnapshot"]
+__all__ = ["LORA_EVENTS", "JobEvent", "JobSnapshot", "LoraEvent", "LoraSnapshot"]
+
+LORA_EVENTS = frozenset(
+    {
+        "lora.pending",
+        "lora.uploading",
+        "lora.training",
+        "lora.ready",
+        "lora.failed",
+        "lora.archived",
+    }
+)
+"""The LoRA training events a handler may subscribe to: ``lora.<status>``, one per status a
+LoRA reaches (``lora.ready`` and ``lora.failed`` are the ones Apiframe's webhook announces)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,7 +45,7 @@ class JobEvent:
     """One accepted Apiframe event, as a handler sees it.
 
     Attributes:
-        event: ``progress``, ``completed`` or ``failed``.
+        event: ``progress``, ``completed`` or ``failed`` (``lora.*`` for a ``LoraEvent``).
         job_id: Apiframe's job id.
         payload: the webhook body as received (unknown fields included); read-only.
         delivery_id: framehook's id of the delivery that carried it.
@@ -53,3 +66,46 @@ class JobEvent:
     def model(self) -> str | None:
         """The job's model (``midjourney``, ``kling-2.6``, ...), if known."""
         return self.job.model
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoraSnapshot:
+    """A LoRA training as framehook recorded it (from its webhooks and ``GET /v2/loras/:id``).
+
+    Attributes:
+        id: Apiframe's LoRA id (``lora_…`` or a UUID): pass it as ``fluxLoraParams.loraId``.
+        status: ``PENDING``, ``UPLOADING``, ``TRAINING``, ``READY``, ``FAILED``, ``ARCHIVED``,
+            or ``UNKNOWN`` while a webhook said something happened but not what.
+        name: the LoRA's display name, once known.
+        trigger_word: the word that summons the subject in prompts (``READY`` LoRAs); it may
+            still be ``None`` when the webhook lacked it and the lookup has not happened yet.
+        error: why training failed (``FAILED``).
+        created_at: when framehook first heard of the LoRA.
+        completed_at: when training ended, as Apiframe says.
+    """
+
+    id: str
+    status: str
+    name: str | None = None
+    trigger_word: str | None = None
+    error: str | None = None
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def is_ready(self) -> bool:
+        """Whether the LoRA can be used with ``flux-lora`` generations."""
+        return self.status == "READY"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoraEvent(JobEvent):
+    """A LoRA training event (``lora.ready``, ``lora.failed``, ...), as a handler sees it.
+
+    A ``JobEvent`` so that one handler signature serves both: ``job_id`` is the LoRA's id,
+    ``job`` describes the training as a job (its status, ``error``, ``completed_at``; no
+    model), and ``lora`` is the LoRA as it stands when the task runs. Tell them apart with
+    ``isinstance(event, LoraEvent)``.
+    """
+
+    lora: LoraSnapshot

@@ -23,7 +23,9 @@ class Handler(Protocol):
 
     Attributes:
         name: unique among the loaded handlers; stored with every task.
-        events: the event names it wants (``progress``, ``completed``, ``failed``).
+        events: the event names it wants (``progress``, ``completed``, ``failed``, and the
+            LoRA training events ``lora.ready``, ``lora.failed``, ``lora.archived``, ...,
+            which come as a ``LoraEvent``). A ``models`` filter applies to job events only.
     """
 
     name: str

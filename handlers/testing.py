@@ -12,7 +12,8 @@ what it stored::
         run(ManifestHandler(), sample_event("completed-midjourney"), storage=storage)
         assert "6f1c2a9e-3b7d-4e21-9a55-0c8d2f4b7a10/manifest.json" in storage.objects
 
-Control signals (``RetryLater``, ``PermanentFailure``) and errors reach the test unchanged.
+``lora_event()`` builds a LoRA training event (``lora.ready``, ``lora.failed``, ...) the same
+way. Control signals (``RetryLater``, ``PermanentFailure``) and errors reach the test unchanged.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ import structlog
 
 from handlers._assets import Asset, AssetLog
 from handlers._context import HandlerContext
-from handlers._event import JobEvent, JobSnapshot
+from handlers._event import JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
 from handlers._handler import Handler
 from storage import MemoryStorage, Storage
 
 __all__ = [
     "MemoryAssets",
     "event_from_payload",
+    "lora_event",
     "make_context",
     "run",
     "run_async",
@@ -85,7 +87,22 @@ def event_from_payload(
     source: str = "webhook",
 ) -> JobEvent:
     """The event framehook would hand a handler for this body, with the job as it would
-    stand after it (a finished job reports progress 100)."""
+    stand after it (a finished job reports progress 100). A LoRA body (a ``loraId``, no
+    ``jobId``, as in the ``lora-ready`` sample) gives a ``LoraEvent``."""
+    lora_id = payload.get("loraId")
+    if payload.get("jobId") is None and isinstance(lora_id, str):
+        status = str(payload.get("status") or "UNKNOWN").upper()
+        return lora_event(
+            status,
+            lora_id=lora_id,
+            name=payload.get("name"),
+            trigger_word=payload.get("triggerWord"),
+            error=payload.get("error"),
+            payload=payload,
+            delivery_id=delivery_id,
+            received_at=received_at,
+            source=source,
+        )
     name = str(payload.get("event"))
     terminal = {"completed": "COMPLETED", "failed": "FAILED"}
     progress = payload.get("progress")
@@ -111,6 +128,73 @@ def event_from_payload(
         received_at=received_at or datetime.now(UTC),
         source=source,
         job=job,
+    )
+
+
+def lora_event(
+    status: str = "READY",
+    *,
+    lora_id: str = "lora_8a4d2c1e9b7f4a3d",
+    name: str | None = "Alex - studio portraits",
+    trigger_word: str | None = None,
+    error: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+    delivery_id: int = 1,
+    received_at: datetime | None = None,
+    source: str = "webhook",
+) -> LoraEvent:
+    """The event framehook would hand a handler when a LoRA reaches ``status`` (``READY``:
+    ``lora.ready``; ``FAILED``: ``lora.failed``, ...).
+
+    Args:
+        status: the LoRA's status (``PENDING`` … ``READY``, ``FAILED``, ``ARCHIVED``).
+        lora_id: its id; ``name``, ``trigger_word`` (``TOKPN`` when ``READY`` and not given)
+            and ``error`` (a failure's reason) as the LoRA would carry them.
+        payload: the webhook body; by default one in the shape framehook's fake Apiframe sends.
+    """
+    status = status.upper()
+    ended = status in ("READY", "FAILED", "ARCHIVED")
+    if trigger_word is None and status == "READY":
+        trigger_word = "TOKPN"
+    if error is None and status == "FAILED":
+        error = "Training failed: not enough usable face images"
+    moment = received_at or datetime.now(UTC)
+    lora = LoraSnapshot(
+        id=lora_id,
+        status=status,
+        name=name,
+        trigger_word=trigger_word,
+        error=error,
+        created_at=moment,
+        completed_at=moment if ended else None,
+    )
+    body = (
+        dict(payload)
+        if payload is not None
+        else {
+            "event": "failed" if status == "FAILED" else "completed",
+            "loraId": lora_id,
+            "status": status,
+            "name": name,
+            "triggerWord": trigger_word,
+            "error": error,
+        }
+    )
+    return LoraEvent(
+        event=f"lora.{status.lower()}",
+        job_id=lora_id,
+        payload=body,
+        delivery_id=delivery_id,
+        received_at=moment,
+        source=source,
+        job=JobSnapshot(
+            id=lora_id,
+            status=status,
+            progress=100 if ended else 0,
+            error=error,
+            completed_at=lora.completed_at,
+        ),
+        lora=lora,
     )
 
 
@@ -165,9 +249,12 @@ def make_context(
 
 
 def would_run(handler: Handler, event: JobEvent) -> bool:
-    """Whether framehook would call ``handler`` for ``event`` (its events and models)."""
+    """Whether framehook would call ``handler`` for ``event`` (its events and, for a job's
+    events, its models)."""
     models = getattr(handler, "models", None)
-    return event.event in handler.events and (models is None or event.model in models)
+    if event.event not in handler.events:
+        return False
+    return isinstance(event, LoraEvent) or models is None or event.model in models
 
 
 async def run_async(

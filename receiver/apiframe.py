@@ -1,4 +1,4 @@
-"""A client for Apiframe's v2 job API: create jobs, read one, walk the list.
+"""A client for Apiframe's v2 job API: create jobs, read one, walk the list; read a LoRA.
 
 Used by reconciliation (``receiver.reconcile``), ``framehook generate`` and the demo. It
 retries what the API says to retry: 429 after its ``Retry-After``, 503/5xx and connection
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -95,6 +96,17 @@ class ApiframeClient:
     async def job(self, job_id: str) -> dict[str, Any] | None:
         """``GET /v2/jobs/:id``: the job resource, or ``None`` if Apiframe does not know it."""
         return await self._request("GET", f"/v2/jobs/{job_id}")
+
+    async def lora(self, lora_id: str) -> dict[str, Any] | None:
+        """``GET /v2/loras/:id``: the LoRA resource (``id``, ``status``, ``name``,
+        ``triggerWord``, ``error``, ``createdAt``, ``completedAt``, ...), or ``None`` if
+        Apiframe does not know it.
+
+        Raises:
+            ApiframeError: refused (400: not a LoRA id Apiframe accepts) or unavailable.
+        """
+        # The id came from a webhook body: never let it change the path.
+        return await self._request("GET", f"/v2/loras/{quote(lora_id, safe='')}")
 
     async def jobs(
         self,

@@ -82,7 +82,9 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
         wait_seconds=settings.intake_timeout_seconds,
     )
     metrics = Metrics()
-    webhook = WebhookEndpoint(verifier, committer, settings.max_body_bytes, metrics)
+    webhook = WebhookEndpoint(
+        verifier, committer, settings.max_body_bytes, metrics, settings.lora_id_fields
+    )
     admin = admin_api(settings)
 
     @asynccontextmanager

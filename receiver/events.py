@@ -9,6 +9,7 @@ framehook cannot act without (a JSON object, a known ``event`` with a ``jobId``)
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -27,6 +28,7 @@ from pydantic import (
 )
 
 from receiver.errors import InvalidPayload
+from receiver.loraevents import LoraNotice, lora_dedupe, recognise_lora
 
 __all__ = [
     "CompletedEvent",
@@ -114,6 +116,8 @@ class Kind(StrEnum):
     PROGRESS = "progress"
     COMPLETED = "completed"
     FAILED = "failed"
+    LORA = "lora"
+    """A LoRA training event (``receiver.loraevents``): its LoRA's state moves, not a job's."""
     UNRECOGNIZED = "unrecognized"
     """Valid JSON that is not a known event: stored and acknowledged, dispatched to no one."""
     MALFORMED = "malformed"
@@ -136,6 +140,7 @@ class ParsedBody:
             from the job API by reconciliation, or resent with other incidental fields, is a
             duplicate, not a conflict.
         problem: for ``MALFORMED``, the 400 to answer with.
+        lora: for ``LORA``, what the body says about its LoRA.
     """
 
     kind: Kind
@@ -145,6 +150,7 @@ class ParsedBody:
     dedupe_key: str | None
     fingerprint: str
     problem: InvalidPayload | None = None
+    lora: LoraNotice | None = None
 
 
 def _malformed(raw: bytes, problem: InvalidPayload, name: str | None = None) -> ParsedBody:
@@ -160,11 +166,14 @@ def _dedupe_key(event: ProgressEvent | CompletedEvent | FailedEvent) -> str:
     return f"job:{event.job_id}:{event.event}"
 
 
-def parse_body(raw: bytes) -> ParsedBody:
+def parse_body(raw: bytes, lora_id_fields: Sequence[str] = ()) -> ParsedBody:
     """Classify a verified body and compute its dedupe key.
 
+    ``lora_id_fields`` names more keys that hold a LoRA id (``FRAMEHOOK_LORA_ID_FIELDS``).
+
     Dedupe keys: ``job:<id>:completed`` / ``job:<id>:failed`` for terminal events,
-    ``job:<id>:progress:<n>`` for progress, ``body:<fingerprint>`` for anything else.
+    ``job:<id>:progress:<n>`` for progress, ``lora:<id>:<STATUS>`` for a LoRA event,
+    ``body:<fingerprint>`` for anything else.
     """
     try:
         data = orjson.loads(raw)
@@ -179,7 +188,10 @@ def parse_body(raw: bytes) -> ParsedBody:
     job_id = raw_job.strip() or None if isinstance(raw_job, str) else None
     if job_id is not None and len(job_id) > MAX_JOB_ID_LENGTH:
         job_id = None
-    if name not in Kind.__members__.values() or name in (Kind.UNRECOGNIZED, Kind.MALFORMED):
+    if job_id is None and (notice := recognise_lora(data, lora_id_fields)) is not None:
+        key, meaning = lora_dedupe(notice, fingerprint)
+        return ParsedBody(Kind.LORA, None, name, None, key, meaning, lora=notice)
+    if name not in _JOB_EVENTS:
         key = f"body:{fingerprint}"
         return ParsedBody(Kind.UNRECOGNIZED, None, name, job_id, key, fingerprint)
     try:
@@ -193,6 +205,7 @@ def parse_body(raw: bytes) -> ParsedBody:
     return ParsedBody(kind, event, name, event.job_id, _dedupe_key(event), meaning)
 
 
+_JOB_EVENTS = frozenset({Kind.PROGRESS.value, Kind.COMPLETED.value, Kind.FAILED.value})
 _MEANING = {
     Kind.PROGRESS: ("event", "jobId", "progress"),
     Kind.COMPLETED: ("event", "jobId", "result"),

@@ -2,8 +2,9 @@
 
 The order is the receiver vocabulary: the ledger decides *new or seen* (a unique key, inserted
 on conflict do nothing, so two racing receivers cannot both win), the job rows are locked and
-moved by ``receiver.jobstate``, the deliveries are stored with their outcomes, and one task per
-subscribed handler is queued. All of it commits together, or none of it does.
+moved by ``receiver.jobstate`` (LoRA rows, after them, by ``receiver.lorastate``), the
+deliveries are stored with their outcomes, and one task per subscribed handler is queued. All
+of it commits together, or none of it does.
 
 A batch is recorded with a handful of set-based statements whatever its size (the ledger claim,
 one lock of every job it touches, job inserts and updates, deliveries, tasks): per-row work is
@@ -13,81 +14,21 @@ what the database does, not a round of Python and SQL per event.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from receiver.events import CompletedEvent, FailedEvent, Kind, ParsedBody, ProgressEvent
+from receiver.arrivals import Arrival, Outcome, Receipt, Subscription
+from receiver.events import CompletedEvent, FailedEvent, Kind, ProgressEvent
 from receiver.jobstate import JobState, JobStatus, apply
-from receiver.signatures import SignatureMatch
+from receiver.loraevents import lora_event_name
+from receiver.loraintake import move_loras
+from receiver.lorasql import LoraSql
 from receiver.statements import IntakeSql, JobRow
 
 __all__ = ["Arrival", "Outcome", "Receipt", "Recorder", "Subscription"]
 
 Event = ProgressEvent | CompletedEvent | FailedEvent
-
-
-class Outcome(StrEnum):
-    """What became of a delivery; stored on it and answered to the sender."""
-
-    ACCEPTED = "accepted"
-    STALE = "stale"
-    CONFLICT = "conflict"
-    DUPLICATE = "duplicate"
-    UNRECOGNIZED = "unrecognized"
-    MALFORMED = "malformed"
-
-    @property
-    def is_new(self) -> bool:
-        """Whether the sender is told it was new (202) rather than already had (200)."""
-        return self not in (Outcome.DUPLICATE, Outcome.CONFLICT)
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """A handler's interest: the events it wants and, optionally, only some models."""
-
-    name: str
-    events: frozenset[str]
-    models: frozenset[str] | None = None
-
-    def wants(self, event: str, model: str | None) -> bool:
-        """Whether a task for this handler is created for ``event`` on a job of ``model``."""
-        if event not in self.events:
-            return False
-        return self.models is None or (model is not None and model in self.models)
-
-
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """Everything known about one verified request, ready to be recorded."""
-
-    parsed: ParsedBody
-    body: bytes
-    received_at: datetime
-    request_id: str
-    header_event: str | None = None
-    match: SignatureMatch | None = None
-    remote_addr: str | None = None
-    source: str = "webhook"
-
-    @property
-    def event_mismatch(self) -> bool:
-        """``X-Webhook-Event`` names another event than the body (the body, signed, wins)."""
-        return self.header_event is not None and self.header_event != self.parsed.event_name
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """What recording an arrival did."""
-
-    outcome: Outcome
-    delivery_id: int
-    job_id: str | None
-    tasks: int = 0
 
 
 def _row_to_state(row: JobRow) -> JobState:
@@ -113,6 +54,7 @@ class Recorder:
     def __init__(self, dialect: str, subscriptions: Sequence[Subscription]) -> None:
         self.subscriptions = tuple(subscriptions)
         self._sql = IntakeSql(dialect)
+        self._loras = LoraSql(dialect)
 
     def record(self, connection: Connection, arrival: Arrival) -> Receipt:
         """Record one arrival (a batch of one)."""
@@ -136,17 +78,31 @@ class Recorder:
         stamps = [self._sql.ts(a.received_at) for a in arrivals]
         fresh = self._claim(cursor, arrivals, stamps, outcomes)
         for i in fresh:
-            if arrivals[i].parsed.event is None:
+            if arrivals[i].parsed.event is None and arrivals[i].parsed.lora is None:
                 outcomes[i] = Outcome.UNRECOGNIZED
         movers = [i for i in fresh if arrivals[i].parsed.event is not None]
         models = self._move(cursor, arrivals, stamps, movers, outcomes) if movers else {}
+        # Job rows first, then LoRA rows: every writer locks in that order.
+        trainings = [i for i in fresh if arrivals[i].parsed.lora is not None]
+        if trainings:
+            notices = [(n, stamps[i]) for i in trainings if (n := arrivals[i].parsed.lora)]
+            verdicts = move_loras(self._loras, cursor, notices)
+            for i, verdict in zip(trainings, verdicts, strict=True):
+                outcomes[i] = Outcome(verdict.value)
         rows = [
             self._delivery_row(a, s, o) for a, s, o in zip(arrivals, stamps, outcomes, strict=True)
         ]
         ids = self._sql.add_deliveries(cursor, rows)
         tasks = self._fan_out(cursor, arrivals, stamps, outcomes, ids, models)
         return [
-            Receipt(outcome, delivery_id, arrival.parsed.job_id, count)
+            Receipt(
+                outcome,
+                delivery_id,
+                arrival.parsed.job_id,
+                count,
+                models.get(arrival.parsed.job_id) if arrival.parsed.job_id else None,
+                arrival.parsed.lora.id if arrival.parsed.lora is not None else None,
+            )
             for arrival, outcome, delivery_id, count in zip(
                 arrivals, outcomes, ids, tasks, strict=True
             )
@@ -240,6 +196,21 @@ class Recorder:
         )
         return {j: state.model for j, state in states.items() if state is not None}
 
+    def _task_event(
+        self, arrival: Arrival, models: dict[str, str | None]
+    ) -> tuple[str | None, str | None, str | None, int]:
+        """An accepted arrival's tasks: job id, event name, model and priority.
+
+        A LoRA event's tasks have no job (``lora.ready``, ...; the delivery names the LoRA).
+        Terminal job events run before progress ones when the queue is deep.
+        """
+        notice = arrival.parsed.lora
+        if notice is not None:
+            return None, lora_event_name(notice.status), None, 0
+        event = self._event(arrival)
+        priority = 10 if isinstance(event, ProgressEvent) else 0
+        return event.job_id, event.event, models.get(event.job_id) or event.model, priority
+
     @staticmethod
     def _event(arrival: Arrival) -> Event:
         event = arrival.parsed.event
@@ -254,6 +225,7 @@ class Recorder:
             arrival.source,
             arrival.request_id,
             parsed.job_id,
+            None if parsed.lora is None else parsed.lora.id,
             parsed.event_name,
             arrival.header_event,
             self._sql.flag(arrival.event_mismatch),
@@ -288,25 +260,24 @@ class Recorder:
         for i, (arrival, outcome) in enumerate(zip(arrivals, outcomes, strict=True)):
             if outcome is not Outcome.ACCEPTED:
                 continue
-            event = self._event(arrival)
-            # Terminal events run before progress ones when the queue is deep.
-            priority = 10 if isinstance(event, ProgressEvent) else 0
-            model = models.get(event.job_id) or event.model
+            job_id, name, model, priority = self._task_event(arrival, models)
+            if name is None:
+                continue  # a LoRA notice of unknown status: the lookup will say what happened
             now = stamps[i]
             for sub in self.subscriptions:
-                if not sub.wants(event.event, model):
+                if not sub.wants(name, model):
                     continue
                 counts[i] += 1
-                pair = (event.job_id, sub.name)
-                if pair in latest and rows[latest[pair]][3] == "progress":
-                    rows[latest[pair]][4] = "superseded"
-                latest[pair] = len(rows)
-                if "progress" in sub.events:
-                    supersedable.add(pair)
+                if job_id is not None:
+                    pair = (job_id, sub.name)
+                    if pair in latest and rows[latest[pair]][3] == "progress":
+                        rows[latest[pair]][4] = "superseded"
+                    latest[pair] = len(rows)
+                    if "progress" in sub.events:
+                        supersedable.add(pair)
                 rows.append(
-                    [delivery_ids[i], event.job_id, sub.name, event.event, "queued",
-                     priority, 0, now, now, now]
-                )  # fmt: skip
+                    [delivery_ids[i], job_id, sub.name, name, "queued", priority, 0, now, now, now]
+                )
         if rows:
             if supersedable:
                 self._sql.supersede_progress(cursor, sorted(supersedable), stamps[0])

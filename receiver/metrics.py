@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -20,12 +20,17 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
-from starlette.requests import Request
-from starlette.responses import Response
 
-from receiver.apiframe import ApiframeClient
 from receiver.logs import get_logger
 from receiver.models import Task, metadata
+
+if TYPE_CHECKING:
+    # Types only: a standalone worker counts into Metrics but neither serves /metrics
+    # (starlette) nor polls Apiframe (its client); every module it loads stays resident.
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from receiver.apiframe import ApiframeClient
 
 __all__ = ["HandlerMeter", "Metrics", "metrics_endpoint"]
 
@@ -108,6 +113,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.credits = Counter(
+            "framehook_credits",
+            "Credits charged by completed jobs, by model, counted once per job when its "
+            "completed event (webhook or poll) is accepted.",
+            ["model"],
+            registry=r,
+        )
         self._signature = {
             reason: self.signature_failures.labels(reason) for reason in SIGNATURE_REASONS
         }
@@ -149,6 +161,11 @@ class Metrics:
         """Count ``count`` reconciliation lookups ending in ``outcome``."""
         self.reconcile_polls.labels(outcome).inc(count)
 
+    def credit(self, model: str | None, amount: float) -> None:
+        """Count ``amount`` credits charged by an accepted ``completed`` event of ``model``."""
+        if amount > 0:
+            self.credits.labels(model or "unknown").inc(amount)
+
     def watch_tasks(self, engine: Engine) -> None:
         """Report the task gauges from ``engine``'s ``tasks`` table at each scrape."""
         self._tasks.engine = engine
@@ -168,6 +185,8 @@ class Metrics:
 
 async def metrics_endpoint(request: Request) -> Response:
     """``GET /metrics``: the app's metrics (``app.state.metrics``) in Prometheus text format."""
+    from starlette.responses import Response  # the receiver's alone: see the imports
+
     metrics: Metrics = request.app.state.metrics
     body, content_type = await anyio.to_thread.run_sync(
         metrics.render, request.headers.get("accept")

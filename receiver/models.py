@@ -28,6 +28,7 @@ __all__ = [
     "Delivery",
     "Job",
     "LedgerEntry",
+    "Lora",
     "Task",
     "TaskAttempt",
     "UTCDateTime",
@@ -101,6 +102,8 @@ class Delivery(SQLModel, table=True):
     source: str = Field(default="webhook", max_length=16)
     request_id: str = Field(max_length=64)
     job_id: str | None = Field(default=None, max_length=200, index=True)
+    # A LoRA training event's LoRA (``job_id`` is then empty): ``receiver.loraevents``.
+    lora_id: str | None = Field(default=None, max_length=200, index=True)
     event: str | None = Field(default=None, max_length=64)
     header_event: str | None = Field(default=None, max_length=64)
     event_mismatch: bool = False
@@ -111,6 +114,27 @@ class Delivery(SQLModel, table=True):
     key_derivation: str | None = Field(default=None, max_length=8)
     remote_addr: str | None = Field(default=None, max_length=64)
     body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class Lora(SQLModel, table=True):
+    """One Apiframe LoRA training, as its webhooks and lookups have moved it
+    (``receiver.lorastate``)."""
+
+    __tablename__ = "loras"
+    # Reconciliation looks for unfinished LoRAs silent for a while, and unconfirmed ones.
+    __table_args__ = (Index("ix_loras_status_updated", "status", "updated_at"),)
+
+    id: str = Field(primary_key=True, max_length=200)
+    status: str = Field(max_length=16)
+    name: str | None = Field(default=None, max_length=200)
+    trigger_word: str | None = Field(default=None, max_length=64)
+    error: str | None = None
+    completed_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    # When ``GET /v2/loras/:id`` last answered about it: earlier than ``updated_at`` means a
+    # webhook changed it since, and the lookup that confirms it is due.
+    polled_at: datetime | None = _ts(nullable=True)
 
 
 class LedgerEntry(SQLModel, table=True):

@@ -96,7 +96,8 @@ class TaskQueue:
             try:
                 rows = self._sql.claim(cursor, handlers, limit, now, now + self.lease, self.worker)
                 # In the same transaction: one checkout and no second BEGIN per claim.
-                events = self._sql.events(cursor, {r.delivery_id for r in rows})
+                names = {r.delivery_id: r.event for r in rows}
+                events = self._sql.events(cursor, set(names), names)
             finally:
                 cursor.close()
         return [

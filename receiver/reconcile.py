@@ -8,6 +8,10 @@ would stay ``PROCESSING`` forever and its files would expire on the CDN. Two swe
 * ``discover``: ``GET /v2/jobs`` is walked back to a point in time, to find jobs whose webhooks
   never arrived at all (after downtime; ``framehook reconcile --since 2h``).
 
+``poll_stale`` also looks LoRA trainings up (``GET /v2/loras/:id``): those whose state came
+from a webhook not confirmed yet, and unfinished ones silent longer than a training takes
+(``receiver.lorapolls``); their outcomes are counted as ``lora_<outcome>``.
+
 What the API says is turned into the webhook Apiframe would have sent and enters through the
 same intake as a webhook, marked ``source = poll``: dedupe, the state machine and the handlers
 all apply, so a webhook that arrives after the poll is a duplicate, never a second download.
@@ -22,17 +26,18 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import anyio
-import orjson
 from sqlalchemy import Engine, func, or_, select, update
 
 from receiver.apiframe import ApiframeClient, ApiframeError
+from receiver.credits import count_charges
 from receiver.database import writing
 from receiver.events import parse_body
-from receiver.intake import Arrival, Recorder
+from receiver.intake import Arrival, Receipt, Recorder
+from receiver.jobpolls import Waits, created_at, event_body, is_news, modality_of
 from receiver.logs import get_logger
+from receiver.lorapolls import confirm, due_loras, lora_body
 from receiver.metrics import Metrics
 from receiver.models import Delivery, Job, metadata
 
@@ -51,56 +56,6 @@ _jobs = metadata.tables[Job.__tablename__]
 _deliveries = metadata.tables[Delivery.__tablename__]
 CATCH_UP_MARGIN = timedelta(minutes=10)
 UNFINISHED = ("QUEUED", "PROCESSING")
-_VIDEO_PREFIXES = ("kling", "wan-", "veo", "sora", "seedance", "runway", "hailuo", "luma", "pika")
-_MUSIC_PREFIXES = ("suno", "udio", "producer", "mureka", "lyria", "elevenlabs-music")
-
-
-def modality_of(model: str | None) -> str:
-    """``image``, ``video`` or ``music`` for a model name (unknown models count as images)."""
-    name = (model or "").lower()
-    if name == "midjourney-video" or name.startswith(_VIDEO_PREFIXES) or "video" in name:
-        return "video"
-    if name.startswith(_MUSIC_PREFIXES):
-        return "music"
-    return "image"
-
-
-@dataclass(frozen=True, slots=True)
-class Waits:
-    """How long after its last news an unfinished job is looked up, per modality."""
-
-    image: timedelta = timedelta(minutes=3)
-    video: timedelta = timedelta(minutes=10)
-    music: timedelta = timedelta(minutes=5)
-
-    def of(self, model: str | None) -> timedelta:
-        """The wait for a job of ``model``."""
-        return getattr(self, modality_of(model))  # type: ignore[no-any-return]
-
-
-def event_body(job: dict[str, Any]) -> bytes | None:
-    """The webhook Apiframe would have sent for a job resource in this state, or ``None``
-    when the state has no webhook (``QUEUED``, ``CANCELLED``, unknown)."""
-    job_id, status = job.get("id"), job.get("status")
-    if not isinstance(job_id, str):
-        return None
-    body: dict[str, Any] = {"jobId": job_id, "status": status, "model": job.get("model")}
-    if status == "COMPLETED":
-        body |= {
-            "event": "completed",
-            "progress": 100,
-            "result": job.get("result"),
-            "creditCost": job.get("creditCost"),
-            "completedAt": job.get("completedAt"),
-            "expired": bool(job.get("expired")),
-        }
-    elif status == "FAILED":
-        body |= {"event": "failed", "error": job.get("error")}
-    elif status == "PROCESSING" and isinstance(job.get("progress"), int | float):
-        body |= {"event": "progress", "progress": job["progress"]}
-    else:
-        return None
-    return orjson.dumps(body)
 
 
 @dataclass
@@ -143,13 +98,44 @@ class Reconciler:
         self.metrics = metrics
 
     async def poll_stale(self, now: datetime | None = None, limit: int = 200) -> Report:
-        """Look up every unfinished job silent for longer than its wait."""
+        """Look up every unfinished job silent for longer than its wait, then the LoRAs due
+        (``poll_loras``)."""
         now = now or datetime.now(UTC)
         report = Report()
         stale = await anyio.to_thread.run_sync(self._stale, now, limit)
         for job_id in stale:
             await self._poll(job_id, now, report)
+        report.outcomes.update((await self.poll_loras(now, limit)).outcomes)
         return report
+
+    async def poll_loras(self, now: datetime | None = None, limit: int = 200) -> Report:
+        """Look up the LoRAs whose webhook-given state is unconfirmed, and the unfinished ones
+        silent for longer than ``waits.lora``."""
+        now = now or datetime.now(UTC)
+        report = Report()
+        due = await anyio.to_thread.run_sync(due_loras, self.engine, now, self.waits.lora, limit)
+        for lora_id in due:
+            await self._poll_lora(lora_id, report)
+        return report
+
+    async def _poll_lora(self, lora_id: str, report: Report) -> None:
+        try:
+            lora = await self.client.lora(lora_id)
+        except ApiframeError as exc:
+            refused = exc.status is not None and 400 <= exc.status < 500
+            _log.warning("reconcile: looking the LoRA up failed", lora_id=lora_id, error=str(exc))
+            if refused:
+                # Asking again would get the same answer: wait as for a silent LoRA.
+                await anyio.to_thread.run_sync(confirm, self.engine, lora_id, None, _now())
+            self._count(report, "lora_refused" if refused else "lora_error")
+            return
+        if lora is None:
+            await anyio.to_thread.run_sync(confirm, self.engine, lora_id, None, _now())
+            self._count(report, "lora_not_found")
+            _log.warning("reconcile: Apiframe does not know this LoRA (404)", lora_id=lora_id)
+            return
+        await self._record([lora_body(lora_id, lora)], report, prefix="lora_")
+        await anyio.to_thread.run_sync(confirm, self.engine, lora_id, lora, _now())
 
     async def poll(self, job_ids: Sequence[str]) -> Report:
         """Look these jobs up now, whatever their waits."""
@@ -164,9 +150,9 @@ class Reconciler:
         cursor: str | None = None
         while True:
             page = await self.client.jobs(cursor=cursor, limit=page_size)
-            fresh = [j for j in page.jobs if (_created(j) or since) >= since]
+            fresh = [j for j in page.jobs if (created_at(j) or since) >= since]
             known = await anyio.to_thread.run_sync(self._known, [str(j.get("id")) for j in fresh])
-            news = [j for j in fresh if _is_news(j, known.get(str(j.get("id"))))]
+            news = [j for j in fresh if is_news(j, known.get(str(j.get("id"))))]
             self._count(report, "listed", len(fresh))
             if news:
                 await self._record([b for j in news if (b := event_body(j)) is not None], report)
@@ -193,16 +179,17 @@ class Reconciler:
             return
         await self._record([body], report)
 
-    async def _record(self, bodies: Sequence[bytes], report: Report) -> None:
+    async def _record(self, bodies: Sequence[bytes], report: Report, prefix: str = "") -> None:
         now = datetime.now(UTC)
         arrivals = [
             Arrival(parse_body(b), b, now, f"poll-{uuid.uuid4().hex[:16]}", source="poll")
             for b in bodies
         ]
         receipts = await anyio.to_thread.run_sync(self._write, arrivals)
+        count_charges(self.metrics, zip(arrivals, receipts, strict=True))
         for receipt in receipts:
             outcome = "updated" if receipt.outcome == "accepted" else str(receipt.outcome)
-            self._count(report, outcome)
+            self._count(report, prefix + outcome)
         if any(r.tasks for r in receipts) and self.on_recorded is not None:
             self.on_recorded()
 
@@ -211,7 +198,7 @@ class Reconciler:
         if self.metrics is not None:
             self.metrics.reconcile_poll(outcome, count)
 
-    def _write(self, arrivals: list[Arrival]) -> list[Any]:
+    def _write(self, arrivals: list[Arrival]) -> list[Receipt]:
         with writing(self.engine) as connection:
             return self.recorder.record_many(connection, arrivals)
 
@@ -250,27 +237,8 @@ class Reconciler:
         return {r.id: (r.status, r.progress) for r in rows}
 
 
-def _created(job: dict[str, Any]) -> datetime | None:
-    value = job.get("createdAt")
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
-
-
-def _is_news(job: dict[str, Any], known: tuple[str, int] | None) -> bool:
-    status = job.get("status")
-    if known is None:
-        return status in ("COMPLETED", "FAILED", "PROCESSING")
-    ours, progress = known
-    if ours in ("COMPLETED", "FAILED"):
-        return False
-    if status in ("COMPLETED", "FAILED"):
-        return True
-    theirs = job.get("progress")
-    return isinstance(theirs, int | float) and theirs > progress
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def last_news(engine: Engine) -> datetime | None:

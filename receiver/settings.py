@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=600.0, gt=0)
     retry_max_attempts: int = Field(default=8, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Apiframe does not document its LoRA webhook: keys that hold the LoRA id in the real one,
+    # if ``receiver.loraevents`` does not recognise it by itself.
+    lora_id_fields: CommaList = Field(default_factory=list)
     log_format: Literal["console", "json"] | None = None
     log_level: str = "info"
 
@@ -99,7 +102,14 @@ class Settings(BaseSettings):
     # The live feed (``/api/events``, the dashboard): how often each open stream looks.
     events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
-    @field_validator("api_keys", "handlers", "asset_hosts", "asset_allow_networks", mode="before")
+    @field_validator(
+        "api_keys",
+        "handlers",
+        "asset_hosts",
+        "asset_allow_networks",
+        "lora_id_fields",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split(value)

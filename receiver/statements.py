@@ -20,6 +20,7 @@ DELIVERY_COLUMNS = (
     "source",
     "request_id",
     "job_id",
+    "lora_id",
     "event",
     "header_event",
     "event_mismatch",

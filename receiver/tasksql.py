@@ -7,19 +7,20 @@ three times the CPU of the database's own work.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from handlers import JobEvent, JobSnapshot
+from handlers import JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
+from receiver.loraevents import LoraStatus, lora_event_name, recognise_lora
 from receiver.sqltext import DialectSql
 
 __all__ = ["AttemptOutcome", "ClaimRow", "TaskSql"]
 
-_CLAIM_RETURNS = "id, handler, attempts, delivery_id, attempt_offset"
+_CLAIM_RETURNS = "id, handler, attempts, delivery_id, attempt_offset, event"
 _ATTEMPT_COLUMNS = ("task_id", "attempt", "worker", "started_at", "finished_at", "outcome", "error")
 
 
@@ -32,6 +33,7 @@ class ClaimRow:
     attempts: int
     delivery_id: int
     attempt_offset: int
+    event: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +91,15 @@ class TaskSql(DialectSql):
         cursor.execute(sql, params)
         return [ClaimRow(*row) for row in cursor.fetchall()]
 
-    def events(self, cursor: Any, delivery_ids: Collection[int]) -> dict[int, JobEvent]:
-        """The events of these deliveries with their jobs as they stand, by delivery id.
+    def events(
+        self,
+        cursor: Any,
+        delivery_ids: Collection[int],
+        names: Mapping[int, str] | None = None,
+    ) -> dict[int, JobEvent]:
+        """The events of these deliveries with their jobs (or LoRAs) as they stand, by
+        delivery id; ``names`` are their tasks' event names (a LoRA event's, ``lora.ready``,
+        is not in its body).
 
         A delivery whose raw body was pruned is left out: there is nothing to run.
         """
@@ -98,15 +107,27 @@ class TaskSql(DialectSql):
             return {}
         sql = (
             "SELECT d.id, d.body, d.received_at, d.source, d.job_id, d.event, j.status, "
-            "j.progress, j.model, j.result, j.error, j.credit_cost, j.completed_at "
+            "j.progress, j.model, j.result, j.error, j.credit_cost, j.completed_at, "
+            "d.lora_id, l.status, l.name, l.trigger_word, l.error, l.created_at, "
+            "l.completed_at "
             "FROM deliveries d LEFT JOIN jobs j ON j.id = d.job_id "
+            "LEFT JOIN loras l ON l.id = d.lora_id "
             f"WHERE d.body IS NOT NULL AND d.id IN ({self._in('d', len(delivery_ids))})"
         )
         cursor.execute(sql, {f"d_{n}": i for n, i in enumerate(delivery_ids)})
-        events = {}
+        events: dict[int, JobEvent] = {}
         for row in cursor.fetchall():
             delivery_id, body, received_at, source, job_id, event = row[:6]
-            status, progress, model, result, error, credit_cost, completed_at = row[6:]
+            received = self._read_ts(received_at)
+            assert received is not None
+            payload = orjson.loads(body)
+            if row[13] is not None:
+                name = (names or {}).get(delivery_id)
+                events[delivery_id] = self._lora_event(
+                    row[13:], name, payload, delivery_id, received, source
+                )
+                continue
+            status, progress, model, result, error, credit_cost, completed_at = row[6:13]
             snapshot = JobSnapshot(
                 id=job_id,
                 status=status,
@@ -117,18 +138,60 @@ class TaskSql(DialectSql):
                 credit_cost=credit_cost,
                 completed_at=self._read_ts(completed_at),
             )
-            received = self._read_ts(received_at)
-            assert received is not None
             events[delivery_id] = JobEvent(
                 event=event,
                 job_id=job_id,
-                payload=orjson.loads(body),
+                payload=payload,
                 delivery_id=delivery_id,
                 received_at=received,
                 source=source,
                 job=snapshot,
             )
         return events
+
+    def _lora_event(
+        self,
+        lora_row: Sequence[Any],
+        name: str | None,
+        payload: Any,
+        delivery_id: int,
+        received: datetime,
+        source: str,
+    ) -> LoraEvent:
+        """A LoRA delivery's event, named as its task was queued (else after the status its
+        body reported, else the LoRA's own), with the LoRA as it stands."""
+        lora_id, status, lora_name, trigger_word, error, created_at, completed_at = lora_row
+        if not name:
+            notice = recognise_lora(payload) if isinstance(payload, dict) else None
+            reported = notice.status if notice is not None else str(status)
+            name = lora_event_name(reported) or "lora.unknown"
+        lora = LoraSnapshot(
+            id=lora_id,
+            status=status or LoraStatus.UNKNOWN.value,
+            name=lora_name,
+            trigger_word=trigger_word,
+            error=error,
+            created_at=self._read_ts(created_at),
+            completed_at=self._read_ts(completed_at),
+        )
+        ended = lora.status in ("READY", "FAILED", "ARCHIVED")
+        job = JobSnapshot(
+            id=lora_id,
+            status=lora.status,
+            progress=100 if ended else 0,
+            error=error,
+            completed_at=lora.completed_at,
+        )
+        return LoraEvent(
+            event=name,
+            job_id=lora_id,
+            payload=payload,
+            delivery_id=delivery_id,
+            received_at=received,
+            source=source,
+            job=job,
+            lora=lora,
+        )
 
     def finish(
         self, cursor: Any, outcomes: Sequence[AttemptOutcome], worker: str, now: datetime

@@ -11,12 +11,14 @@ import itertools
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from receiver.committer import Committer
+from receiver.credits import count_charges
 from receiver.errors import BodyTooLarge, RequestRejected, SignatureRejected
 from receiver.events import MAX_EVENT_NAME_LENGTH, parse_body
 from receiver.intake import Arrival, Receipt
@@ -74,7 +76,9 @@ class WebhookEndpoint:
         verifier: checks ``X-Webhook-Signature``.
         committer: records arrivals durably (started by the app's lifespan).
         max_body_bytes: larger bodies get 413.
-        metrics: counts deliveries, 401s and the time to answer (nothing when ``None``).
+        metrics: counts deliveries, 401s, credits and the time to answer (nothing when
+            ``None``).
+        lora_id_fields: more keys holding a LoRA id (``FRAMEHOOK_LORA_ID_FIELDS``).
     """
 
     def __init__(
@@ -83,11 +87,13 @@ class WebhookEndpoint:
         committer: Committer[Arrival, Receipt],
         max_body_bytes: int,
         metrics: Metrics | None = None,
+        lora_id_fields: Sequence[str] = (),
     ) -> None:
         self._verifier = verifier
         self._committer = committer
         self._limit = max_body_bytes
         self._metrics = metrics
+        self._lora_id_fields = tuple(lora_id_fields)
 
     async def handle(self, request: Request) -> Response:
         """Handle one delivery; every path logs exactly one line."""
@@ -101,7 +107,7 @@ class WebhookEndpoint:
         try:
             body = await _read_body(request, self._limit)
             match = self._verifier.verify(_signature_header(request), body)
-            parsed = parse_body(body)
+            parsed = parse_body(body, self._lora_id_fields)
             arrival = Arrival(
                 parsed=parsed,
                 body=body,
@@ -135,6 +141,7 @@ class WebhookEndpoint:
             "delivery",
             status=status,
             job_id=receipt.job_id,
+            lora_id=receipt.lora_id,
             webhook_event=parsed.event_name,
             header_event=arrival.header_event,
             event_mismatch=arrival.event_mismatch,
@@ -149,18 +156,18 @@ class WebhookEndpoint:
         if parsed.problem is not None:
             response = rejection(parsed.problem, request_id, deliveryId=receipt.delivery_id)
         else:
-            response = json_response(
-                status,
-                {
-                    "ok": True,
-                    "outcome": receipt.outcome.value,
-                    "deliveryId": receipt.delivery_id,
-                    "jobId": receipt.job_id,
-                    "requestId": request_id,
-                },
-                request_id,
-            )
+            answer = {
+                "ok": True,
+                "outcome": receipt.outcome.value,
+                "deliveryId": receipt.delivery_id,
+                "jobId": receipt.job_id,
+                "requestId": request_id,
+            }
+            if receipt.lora_id is not None:
+                answer["loraId"] = receipt.lora_id
+            response = json_response(status, answer, request_id)
         if self._metrics is not None:
             self._metrics.delivery(parsed.event_name, receipt.outcome.value)
+            count_charges(self._metrics, [(arrival, receipt)])
             self._metrics.ack_seconds.observe(time.perf_counter() - started)
         return response

@@ -11,6 +11,7 @@ from typing import Any
 
 from receiver.admin.paging import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
 from receiver.admin.queries import JOB_STATUSES, OUTCOMES, TASK_STATUSES
+from receiver.credits import GROUPINGS
 
 __all__ = ["OPENAPI"]
 
@@ -60,6 +61,7 @@ _JOB = {
 _DELIVERY = {
     "id": _INT,
     "jobId": _nullable(_TEXT),
+    "loraId": {**_nullable(_TEXT), "description": "The LoRA of a LoRA training event."},
     "event": _nullable(_TEXT),
     "headerEvent": _nullable(_TEXT),
     "eventMismatch": {"type": "boolean"},
@@ -111,6 +113,14 @@ _ASSET = {
 }
 
 
+_COUNT: Schema = {"type": "integer", "minimum": 0}
+_TOTALS = {
+    "completed": {**_COUNT, "description": "Jobs completed (charged)."},
+    "failed": {**_COUNT, "description": "Jobs failed (refunded: no credits)."},
+    "credits": {"type": "number", "description": "Credits charged by the completed jobs."},
+}
+
+
 def _page(item: str) -> Schema:
     return _object(
         {"items": {"type": "array", "items": _ref(item)}, "nextCursor": _nullable(_TEXT)}
@@ -144,6 +154,23 @@ _SCHEMAS: dict[str, Schema] = {
     "JobPage": _page("Job"),
     "DeliveryPage": _page("Delivery"),
     "TaskPage": _page("Task"),
+    "CreditRow": _object(
+        {
+            "key": {
+                **_nullable(_TEXT),
+                "description": "The model (null: never named), or the UTC day (YYYY-MM-DD).",
+            },
+            **_TOTALS,
+        }
+    ),
+    "Credits": _object(
+        {
+            "by": _enum(GROUPINGS),
+            "since": _nullable(_TIME),
+            "items": {"type": "array", "items": _ref("CreditRow")},
+            "total": _object(_TOTALS),
+        }
+    ),
     "Retried": _object({"ok": {"const": True}, "requeued": _INT, "task": _ref("Task")}),
     "Replayed": _object(
         {
@@ -320,6 +347,32 @@ _PATHS: dict[str, Schema] = {
             "responses": _ok("TaskPage", "A page of tasks."),
         }
     },
+    "/api/credits": {
+        "get": {
+            "operationId": "getCredits",
+            "summary": "Credits charged by finished jobs, by model or by UTC day.",
+            "description": (
+                "A completed job is charged its `creditCost` once (duplicates, conflicts and "
+                "polls never charge twice); a failed one is refunded and counts 0. Jobs count "
+                "by when they ended (Apiframe's completedAt, else when framehook recorded it). "
+                "Rows by model come highest first, rows by day oldest first."
+            ),
+            "parameters": [
+                _query(
+                    "by",
+                    "Group by model or by UTC day.",
+                    {**_enum(GROUPINGS), "default": "model"},
+                ),
+                _query(
+                    "since",
+                    "Jobs that ended at or after this: ISO 8601, or an age such as 7d, 24h, 30m.",
+                    {"anyOf": [_TIME, {"type": "string", "pattern": "^[0-9]{1,5}[smhd]$"}]},
+                ),
+                _query("until", "Jobs that ended before this (ISO 8601).", _TIME),
+            ],
+            "responses": _ok("Credits", "The totals, and one row per model or day."),
+        }
+    },
     "/api/tasks/{id}/retry": {
         "post": {
             "operationId": "retryTask",
@@ -340,7 +393,8 @@ OPENAPI: dict[str, Any] = {
         "title": "framehook admin API",
         "version": "1",
         "description": (
-            "Jobs, deliveries and handler tasks as framehook recorded them, and re-queueing. "
+            "Jobs, deliveries and handler tasks as framehook recorded them, re-queueing, and "
+            "the credits jobs cost. "
             "Lists are `{items, nextCursor}`: pass `nextCursor` back as `cursor` for the next "
             "page; it is null on the last one."
         ),

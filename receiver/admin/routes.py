@@ -1,5 +1,5 @@
 """The admin API's endpoints: ``/api/jobs``, ``/api/deliveries``, ``/api/tasks`` and their
-actions, each behind the bearer token, each answering JSON.
+actions, ``/api/credits``, each behind the bearer token, each answering JSON.
 
 Reads run in a worker thread on one connection and transaction; a bad parameter is a 400
 with a ``reason`` before any SQL runs; an unreachable database is a 503.
@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from receiver.admin.auth import AdminToken
 from receiver.admin.content import AssetLinks, ContentEndpoint
+from receiver.admin.credits import credits_query
 from receiver.admin.feed import Change, Feed
 from receiver.admin.openapi import OPENAPI
 from receiver.admin.paging import (
@@ -272,6 +273,11 @@ async def replay(request: Request) -> Payload:
     return {"ok": True, "jobId": job_id, "handler": handler, "requeued": count, "tasks": page.items}
 
 
+async def credits(request: Request) -> Payload:
+    """``GET /api/credits[?by=model|day&since=7d&until=T]``: the credit ledger."""
+    return await _read(request, credits_query(request.query_params))
+
+
 async def openapi(_request: Request) -> Response:
     """``GET /api/openapi.json``: the OpenAPI 3.1 description (public: it holds no data)."""
     return json_response(200, OPENAPI)
@@ -303,6 +309,7 @@ def admin_routes(token: AdminToken, settings: Settings) -> list[Route]:
             name="admin_deliveries",
         ),
         Route("/api/tasks", _guarded(token, tasks), methods=["GET"], name="admin_tasks"),
+        Route("/api/credits", _guarded(token, credits), methods=["GET"], name="admin_credits"),
         Route(
             "/api/tasks/{id}/retry", _guarded(token, retry), methods=["POST"], name="admin_retry"
         ),

@@ -36,6 +36,7 @@ def delivery_view(row: Row[Any], with_body: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": row.id,
         "jobId": row.job_id,
+        "loraId": row.lora_id,
         "event": row.event,
         "headerEvent": row.header_event,
         "eventMismatch": bool(row.event_mismatch),

@@ -5,6 +5,7 @@
   ``prune``;
 - ``dev``: trying it out: ``send-test``, ``demo``, ``generate``, ``simulate``;
 - ``db``: ``db upgrade``;
+- ``credits``: what the jobs cost;
 - ``doctor``: checking a deployment;
 - ``config``: what they share (settings from the environment and flags, clean failures).
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import typer
 
-from receiver.cli import db, dev, doctor, jobs, serve
+from receiver.cli import credits, db, dev, doctor, jobs, serve
 
 __all__ = ["app", "main"]
 
@@ -38,6 +39,7 @@ app.command("demo")(dev.demo)
 app.command("generate")(dev.generate)
 app.command("simulate")(dev.simulate)
 app.command("prune")(jobs.prune)
+app.command("credits")(credits.credits_command)
 app.command("doctor")(doctor.doctor)
 app.add_typer(db.db_app, name="db")
 app.add_typer(jobs.jobs_app, name="jobs")

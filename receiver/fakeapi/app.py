@@ -4,6 +4,8 @@ Routes (all but the CDN need ``X-API-Key``; the ``/v2`` ones may answer 429/503 
 
 - ``POST /v2/images/generate`` and the other job-creating routes: 202 ``{jobId, status}``.
 - ``GET /v2/jobs/{id}``, ``GET /v2/jobs?status=&model=&limit=&cursor=``: the job API.
+- ``POST /v2/loras``, ``GET /v2/loras``, ``GET|DELETE /v2/loras/{id}``: LoRA trainings
+  (``receiver.fakeapi.loraroutes``); a ``flux-lora`` job needs a ``READY`` one.
 - ``GET /cdn/{images|videos|audio}/{file}``: the result files, until they expire.
 - ``GET|POST /_fake/behaviour``: read or change the behaviour (POST takes the fields to change).
 - ``GET /_fake/deliveries``: what became of every webhook, and how much work is pending.
@@ -28,6 +30,7 @@ from receiver.fakeapi.bodies import DEFAULT_MODELS, OPERATIONS
 from receiver.fakeapi.chaos import Behaviour, behaviour_as_json, updated_behaviour
 from receiver.fakeapi.jobs import STATUSES
 from receiver.fakeapi.lifecycle import FakeApiframe
+from receiver.fakeapi.loraroutes import lora_routes
 from receiver.fakeapi.media import CONTENT_TYPES, media_file
 
 __all__ = ["create_fake_apiframe", "fake_of"]
@@ -88,6 +91,16 @@ def _job_request(operation: str, body: Any) -> tuple[dict[str, Any], list[dict[s
     return {"model": model, "url": url, "events": frozenset(events or ())}, problems
 
 
+def _lora_problem(fake: FakeApiframe, body: dict[str, Any]) -> dict[str, str] | None:
+    """Why a ``flux-lora`` request cannot run: Apiframe wants a READY LoRA of the team."""
+    params = body.get("fluxLoraParams")
+    lora_id = params.get("loraId") if isinstance(params, dict) else None
+    lora = fake.loras.get(lora_id) if isinstance(lora_id, str) else None
+    if lora is None or lora.status != "READY":
+        return {"field": "fluxLoraParams.loraId", "message": "a READY LoRA of this team"}
+    return None
+
+
 def _routes(fake: FakeApiframe) -> list[Route]:
     def create(operation: str) -> Endpoint:
         async def endpoint(request: Request) -> Response:
@@ -98,6 +111,8 @@ def _routes(fake: FakeApiframe) -> list[Route]:
             fields, problems = _job_request(operation, body)
             if problems:
                 return _invalid(problems)
+            if fields["model"] == "flux-lora" and (missing := _lora_problem(fake, body)):
+                return _invalid([missing])
             job = fake.create_job(
                 operation,
                 fields["model"],
@@ -195,6 +210,7 @@ def _routes(fake: FakeApiframe) -> list[Route]:
 
     return [
         *(Route(f"/v2/{op}", api(create(op)), methods=["POST"]) for op in OPERATIONS),
+        *lora_routes(fake, api),
         Route("/v2/jobs", api(list_jobs), methods=["GET"]),
         Route("/v2/jobs/{job_id}", api(get_job), methods=["GET"]),
         Route("/cdn/{folder}/{name}", cdn, methods=["GET"]),

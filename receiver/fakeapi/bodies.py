@@ -122,7 +122,11 @@ def output_for(operation: str, model: str, request: Mapping[str, Any]) -> Output
     if operation == "images/generate":
         if model == "midjourney":
             return Output("images", count=4, grid=True)
-        wanted = request.get("numImages", 1)
+        params = request.get("fluxLoraParams")
+        if model == "flux-lora" and isinstance(params, dict):
+            wanted = params.get("num_outputs", 1)
+        else:
+            wanted = request.get("numImages", 1)
         count = wanted if isinstance(wanted, int) and 1 <= wanted <= 4 else 1
         return Output("images", count=count, extension=_image_extension(model))
     if operation.startswith("images/"):
@@ -203,7 +207,10 @@ def result_for(output: Output, job_id: str, asset_base_url: str) -> dict[str, An
 
 
 def credit_cost(model: str, output: Output) -> int:
-    """What a job of ``model`` costs (made-up but plausible numbers)."""
+    """What a job of ``model`` costs (made-up but plausible numbers; ``flux-lora``: Apiframe's
+    2 credits an image)."""
+    if model == "flux-lora":
+        return 2 * output.count
     return _CREDITS.get(model, 4 + 2 * output.count)
 
 

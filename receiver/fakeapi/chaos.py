@@ -12,7 +12,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -50,6 +50,10 @@ class Behaviour:
         webhook_retries: how many times a webhook answered 5xx (or not at all) is sent again.
         webhook_backoff_seconds: the first retry's wait, doubled for each next one.
         webhook_timeout_seconds: how long a webhook waits for its answer.
+        lora_step_seconds: time between a LoRA training's statuses (``PENDING``,
+            ``UPLOADING``, ``TRAINING``, the end); Apiframe takes 15 to 25 minutes in all.
+        lora_ids: ``prefixed`` LoRA ids (``lora_<hex>``, as Apiframe's docs show) or
+            ``uuid`` (as its ``flux-lora`` docs say): framehook must take both.
     """
 
     step_seconds: float = 0.5
@@ -74,6 +78,8 @@ class Behaviour:
     webhook_retries: int = 3
     webhook_backoff_seconds: float = 0.5
     webhook_timeout_seconds: float = 10.0
+    lora_step_seconds: float = 1.0
+    lora_ids: Literal["prefixed", "uuid"] = "prefixed"
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

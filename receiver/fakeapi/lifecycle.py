@@ -4,7 +4,8 @@ A job waits a step, turns ``PROCESSING``, emits a few ``progress`` events, then 
 ``COMPLETED`` (or ``FAILED``) and emits that. The job's state changes before its webhook
 leaves, so a receiver that polls the job API on a webhook sees at least that state. A job's
 webhooks go out one after another, in order, unless the behaviour delays (sent late, on their
-own), holds back (sent shuffled once the job ends) or drops them.
+own), holds back (sent shuffled once the job ends) or drops them. LoRA trainings
+(``receiver.fakeapi.loras``) run here too and send their one terminal webhook.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from receiver.fakeapi.bodies import (
 )
 from receiver.fakeapi.chaos import ApiChaos, Behaviour, Dice
 from receiver.fakeapi.jobs import Job, JobStore
+from receiver.fakeapi.loras import FakeLora, LoraStore, lora_webhook_body, train
 from receiver.fakeapi.webhooks import Delivery, Outgoing, deliver, dropped
 
 __all__ = ["FakeApiframe"]
@@ -50,6 +52,7 @@ class FakeApiframe:
 
     Attributes:
         jobs: every job accepted.
+        loras: every LoRA training accepted.
         deliveries: what became of each webhook, in the order deliveries ended.
         errors: exceptions raised by background tasks (a bug in the fake, not chaos).
     """
@@ -66,6 +69,7 @@ class FakeApiframe:
         self.api_key = api_key
         self.base_url = base_url.rstrip("/") if base_url else None
         self.jobs = JobStore()
+        self.loras = LoraStore()
         self.deliveries: list[Delivery] = []
         self.errors: list[BaseException] = []
         self._behaviour = behaviour or Behaviour()
@@ -159,6 +163,48 @@ class FakeApiframe:
         self.jobs.add(job)
         self._spawn(self._run(job))
         return job
+
+    def create_lora(self, request: dict[str, Any]) -> FakeLora:
+        """Accept a LoRA training (``lora_request``'s values) and start it in the background.
+
+        Raises:
+            RuntimeError: the fake is not started (its app's lifespan has not run).
+        """
+        if self._client is None:
+            raise RuntimeError("the fake Apiframe is not started: run its app's lifespan")
+        number = len(self.loras) + 1
+        lora = FakeLora(id=self.loras.new_id(self._behaviour.lora_ids), number=number, **request)
+        self.loras.add(lora)
+        self._spawn(self._train(lora))
+        return lora
+
+    async def _train(self, lora: FakeLora) -> None:
+        dice = Dice(f"{self._seed}:lora:{lora.number}")
+        if not await train(lora, lambda: self._behaviour, dice):
+            return
+        body = lora_webhook_body(lora)
+        event = str(body["event"])
+        if lora.webhook_url is None or event not in lora.webhook_events:
+            return
+        outgoing = Outgoing(lora.id, 0, event, None, lora.webhook_url, orjson.dumps(body))
+        behaviour = self._behaviour
+        if dice.roll(behaviour.drop_probability):
+            self.deliveries.append(dropped(outgoing))
+            return
+        copies = [outgoing]
+        if dice.roll(behaviour.duplicate_probability):
+            copies.append(dataclasses.replace(outgoing, duplicate=True))
+        assert self._client is not None
+        for copy in copies:
+            delivery = await deliver(
+                self._client,
+                copy,
+                self.api_key,
+                retries=behaviour.webhook_retries,
+                backoff_seconds=behaviour.webhook_backoff_seconds,
+                timeout_seconds=behaviour.webhook_timeout_seconds,
+            )
+            self.deliveries.append(delivery)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -34,11 +34,12 @@ class Fetching:
 
 @pytest.mark.parametrize("name", sample_names())
 def test_every_sample_becomes_an_event_with_its_job(name: str) -> None:
-    """Each shipped body yields an event whose job mirrors what framehook would record."""
+    """Each shipped body yields an event whose job (or LoRA) mirrors what framehook would
+    record."""
     event = sample_event(name)
     payload = sample_payload(name)
     assert event.payload == payload
-    assert event.job_id == payload["jobId"]
+    assert event.job_id == payload.get("jobId", payload.get("loraId"))
     if event.event in ("completed", "failed"):
         assert (event.job.status, event.job.progress) == (payload["status"], 100)
 

@@ -290,6 +290,36 @@ function deadSection(items) {
   return { section, render };
 }
 
+function creditsSection() {
+  const body = el("div", { class: "credits" });
+  const section = el("section", { id: "credits" }, el("h2", {}, "Credits, last 7 days"), body);
+  const load = async () => {
+    const ledger = await api("/api/credits?by=model&since=7d");
+    const total = ledger.total;
+    body.replaceChildren(
+      el(
+        "div",
+        { class: "credit-total" },
+        el("strong", { dataset: { credits: total.credits }, text: String(total.credits) }),
+        el("span", { text: ` credits · ${total.completed} completed · ${total.failed} failed (refunded)` }),
+      ),
+      el(
+        "ul",
+        { class: "credit-models" },
+        ledger.items.slice(0, 6).map((row) =>
+          el("li", {}, el("span", { text: row.key || "(unknown)" }), el("span", { class: "num", text: String(row.credits) })),
+        ),
+      ),
+    );
+  };
+  let pending = null;
+  const refresh = () => {
+    clearTimeout(pending);
+    pending = setTimeout(() => load().catch(() => {}), 500);
+  };
+  return { section, load, refresh };
+}
+
 async function jobsPage() {
   const filter = new URLSearchParams(location.hash.split("?")[1] || "").get("status") || "";
   const query = new URLSearchParams({ limit: PAGE });
@@ -344,7 +374,9 @@ async function jobsPage() {
     el("div", { class: "empty" }, more),
   );
   const deadList = deadSection(dead.items);
-  main.replaceChildren(deadList.section, jobs);
+  const credits = creditsSection();
+  await credits.load();
+  main.replaceChildren(credits.section, deadList.section, jobs);
 
   return {
     kind: "jobs",
@@ -364,6 +396,7 @@ async function jobsPage() {
         }
         row.classList.add("flash");
         empty.hidden = true;
+        if (job.status === "COMPLETED" || job.status === "FAILED") credits.refresh();
       },
       dead: (payload) => deadList.render(payload.items),
       overflow: () => route(),
