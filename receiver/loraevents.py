@@ -14,8 +14,10 @@ Without one, a body is a LoRA event when it has:
    a ``type``/``object``/``resource``/``kind`` that is ``lora`` or ``lora.*`` (``lora.completed``,
    ``lora_failed``), a LoRA-only status (``PENDING``, ``UPLOADING``, ``TRAINING``, ``READY``,
    ``ARCHIVED``), or a ``triggerWord``;
-4. or an ``id`` and the ``event`` ``completed`` or ``failed``: a job's webhook always names its
-   job ``jobId``, so a terminal event naming only an ``id`` is most likely the LoRA webhook;
+4. or an ``id`` and the ``event`` ``completed`` or ``failed``, with nothing only jobs carry
+   (``result``, ``progress``, ``model``, ``creditCost``): a job's webhook names its job
+   ``jobId``, so such a terminal event is most likely the LoRA webhook, while a job's body that
+   named its id ``id`` stays malformed (400), visible, rather than passing for a LoRA;
 5. or a LoRA id under one of ``extra_id_keys`` (``FRAMEHOOK_LORA_ID_FIELDS``), for a real
    payload none of the above foresaw.
 
@@ -84,6 +86,8 @@ _ALIASES = {
 # Statuses no job has: with an ``id``, they mark a LoRA (``FAILED`` is shared, so it does not).
 _LORA_ONLY = frozenset({"PENDING", "UPLOADING", "TRAINING", "READY", "ARCHIVED"})
 _ID_KEYS = ("loraId", "lora_id")
+# Fields of a job's webhook that a LoRA's has no reason to carry.
+_JOB_ONLY = ("result", "progress", "model", "creditCost")
 _TYPE_KEYS = ("type", "object", "resource", "kind")
 _EVENT_PREFIXES = ("lora.", "lora_", "lora:", "lora-")
 
@@ -151,7 +155,9 @@ def _locate(
     if found is None:
         return None
     terminal = str(data.get("event", "")).strip().lower() in ("completed", "failed")
-    return (found, data) if terminal or _marked(data, found, data) else None
+    if terminal and not any(key in data for key in _JOB_ONLY):
+        return found, data
+    return (found, data) if _marked(data, found, data) else None
 
 
 def _is_lora_name(value: Any) -> bool:

@@ -113,6 +113,9 @@ def test_every_accepted_shape_is_recognised_as_a_lora_event(
         ({"loraId": "x" * 201, "status": "READY"}, Kind.UNRECOGNIZED),
         ({"loraId": 42, "status": "READY"}, Kind.UNRECOGNIZED),
         ({"event": "completed", "status": "READY"}, Kind.MALFORMED),
+        # A job's webhook that named its id "id" is a visible 400, not a LoRA.
+        ({"event": "completed", "id": UUID, "result": {"images": ["u"]}}, Kind.MALFORMED),
+        ({"event": "failed", "id": UUID, "model": "kling-v2", "error": "x"}, Kind.MALFORMED),
     ],
 )
 def test_bodies_that_are_not_lora_events_stay_what_they_were(
