@@ -181,6 +181,8 @@ def parse_body(raw: bytes, lora_id_fields: Sequence[str] = ()) -> ParsedBody:
         return _malformed(raw, InvalidPayload("not_json", "body is not valid JSON"))
     if not isinstance(data, dict):
         return _malformed(raw, InvalidPayload("not_an_object", "body must be a JSON object"))
+    if _NUL_ESCAPE in raw:
+        data = _without_nul(data)
     fingerprint = _fingerprint(data)
     name = data.get("event")
     name = name[:MAX_EVENT_NAME_LENGTH] if isinstance(name, str) else None
@@ -203,6 +205,22 @@ def parse_body(raw: bytes, lora_id_fields: Sequence[str] = ()) -> ParsedBody:
     kind = Kind(event.event)
     meaning = _fingerprint({key: data.get(key) for key in _MEANING[kind]})
     return ParsedBody(kind, event, name, event.job_id, _dedupe_key(event), meaning)
+
+
+# JSON can carry NUL only escaped; PostgreSQL's text columns cannot hold it at all, so an
+# insert of such a job id, model or error would fail and the delivery be answered 503 for ever.
+# The raw body keeps it, byte for byte; the fields framehook reads get U+FFFD in its place.
+_NUL_ESCAPE = b"\\u0000"
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\0", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 _JOB_EVENTS = frozenset({Kind.PROGRESS.value, Kind.COMPLETED.value, Kind.FAILED.value})

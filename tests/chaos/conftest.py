@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from receiver.database import create_db_engine
 from tests.cdn import FakeCdn
 from tests.chaos.cluster import Cluster
-from tests.chaos.invariants import Report, check_run, wait_until_drained
+from tests.chaos.invariants import AssetStore, Report, check_run, wait_until_drained
 from tests.chaos.plan import Plan, make_plan
 from tests.chaos.proxy import RoundRobinProxy
 from tests.chaos.sender import Sender
@@ -52,6 +52,9 @@ class Harness:
     engine: Engine
     storage_root: Path
     startup_seconds: float = 0.0
+    assets: AssetStore | None = None
+    """Where the invariants read the stored files when not under ``storage_root`` (an object
+    store)."""
 
     @property
     def cdn_base(self) -> str:
@@ -83,7 +86,7 @@ class Harness:
             self.engine,
             plan,
             sender.acks,
-            self.storage_root,
+            self.assets or self.storage_root,
             rejected=sender.rejected,
             answers=sender.answers,
         )
@@ -107,10 +110,16 @@ def chaos_database(postgres_server_url: str) -> Iterator[str]:
 @pytest.fixture
 def make_harness(chaos_database: str, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
     """Start a harness: 2 receivers and 3 workers (unless told otherwise) behind a proxy,
-    ``BASE_ENV`` with ``env`` on top; everything stops when the test ends."""
+    ``BASE_ENV`` with ``env`` on top; everything stops when the test ends. A test whose
+    ``env`` points ``FRAMEHOOK_STORAGE_URL`` elsewhere passes ``assets`` to read it back."""
     stack = ExitStack()
 
-    def factory(env: dict[str, str] | None = None, receivers: int = 2, workers: int = 3) -> Harness:
+    def factory(
+        env: dict[str, str] | None = None,
+        receivers: int = 2,
+        workers: int = 3,
+        assets: AssetStore | None = None,
+    ) -> Harness:
         started = time.monotonic()
         root = tmp_path / "assets"
         cdn = stack.enter_context(FakeCdn())
@@ -121,7 +130,7 @@ def make_harness(chaos_database: str, tmp_path: Path) -> Iterator[Callable[..., 
         proxy = stack.enter_context(RoundRobinProxy(cluster.receiver_ports))
         engine = create_db_engine(chaos_database, pool_size=2)
         stack.callback(engine.dispose)
-        return Harness(cluster, proxy, cdn, engine, root, time.monotonic() - started)
+        return Harness(cluster, proxy, cdn, engine, root, time.monotonic() - started, assets)
 
     with stack:
         yield factory

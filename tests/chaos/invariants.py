@@ -11,11 +11,16 @@ and the storage root, and reported as a table.
    the store holds nothing else;
 5. no task running or overdue: nothing running, nothing queued past its due time, nothing dead,
    and one succeeded download task per completed job;
-6. no temporary files: no hidden ``.part`` file (an interrupted write) is left in the store.
+6. no temporary files: no hidden ``.part`` file (an interrupted write) is left in the store, or
+   on an object store no multipart upload begun and never completed nor aborted.
+
+The store is a local directory (``LocalAssets``, what a bare ``Path`` means) or an object store
+(``ObjectStoreAssets``: bytes read back through framehook's own ``storage.from_url``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import Counter
@@ -23,15 +28,24 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, select
 
 from receiver.models import AssetRecord, Delivery, Job, LedgerEntry, Task, metadata
+from storage import ObjectNotFound, from_url
 from tests.chaos.plan import JobTruth, Plan
 from tests.chaos.sender import Ack
 
-__all__ = ["Check", "Report", "check_run", "wait_until_drained"]
+__all__ = [
+    "AssetStore",
+    "Check",
+    "LocalAssets",
+    "ObjectStoreAssets",
+    "Report",
+    "check_run",
+    "wait_until_drained",
+]
 
 _deliveries = metadata.tables[Delivery.__tablename__]
 _ledger = metadata.tables[LedgerEntry.__tablename__]
@@ -166,21 +180,121 @@ def _job_states(engine: Engine, plan: Plan) -> Check:
     return Check(name, True, f"{len(plan.jobs)} jobs: {spread}")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+class AssetStore(Protocol):
+    """The store the download handler wrote to, as the invariants read it."""
+
+    @property
+    def label(self) -> str:
+        """How the table names it."""
+        ...
+
+    def keys(self) -> set[str]:
+        """Every complete object's key."""
+        ...
+
+    def contents(self, keys: Sequence[str]) -> dict[str, bytes | None]:
+        """The bytes under each of ``keys`` (``None``: nothing there)."""
+        ...
+
+    def leftovers(self) -> list[str]:
+        """What an interrupted write left behind."""
+        ...
 
 
-def _stored_files(root: Path) -> set[str]:
-    if not root.exists():
-        return set()
-    return {
-        str(p.relative_to(root))
-        for p in root.rglob("*")
-        if p.is_file() and not p.name.startswith(".")
-    }
+@dataclass(frozen=True, slots=True)
+class LocalAssets:
+    """A local storage root: keys are paths under it; a hidden file is an unfinished write."""
+
+    root: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.root.name}/"
+
+    def keys(self) -> set[str]:
+        if not self.root.exists():
+            return set()
+        return {
+            str(p.relative_to(self.root))
+            for p in self.root.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        }
+
+    def contents(self, keys: Sequence[str]) -> dict[str, bytes | None]:
+        paths = {key: self.root / key for key in keys}
+        return {key: p.read_bytes() if p.is_file() else None for key, p in paths.items()}
+
+    def leftovers(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob(".*") if p.is_file())
 
 
-def _assets_match(engine: Engine, plan: Plan, root: Path) -> Check:
+@dataclass(frozen=True, slots=True)
+class ObjectStoreAssets:
+    """An object store prefix (``s3://bucket/prefix``), configured by the environment as the
+    workers' is (``AWS_*``).
+
+    Objects are read back through ``storage.from_url``, the very code the workers wrote them
+    with, so a checksum that matches went through framehook's read path too; keys are listed
+    with obstore's S3 store under the same URL (S3 only: the one object store the chaos tests
+    run, on the S3 test server).
+
+    Attributes:
+        url: the ``FRAMEHOOK_STORAGE_URL`` the workers used.
+        pending_uploads: the keys of multipart uploads begun and neither completed nor
+            aborted (obstore cannot list them; the S3 test server's client can), or ``None``
+            to skip that look.
+    """
+
+    url: str
+    pending_uploads: Callable[[], list[str]] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.url
+
+    def keys(self) -> set[str]:
+        import obstore
+        from obstore.store import S3Store
+
+        # The same URL and environment the storage backend builds its store from.
+        store = S3Store.from_url(self.url)
+        return {meta["path"] for batch in obstore.list(store) for meta in batch}
+
+    def contents(self, keys: Sequence[str]) -> dict[str, bytes | None]:
+        return asyncio.run(self._read(keys))
+
+    async def _read(self, keys: Sequence[str]) -> dict[str, bytes | None]:
+        store = from_url(self.url)
+        limit = asyncio.Semaphore(16)
+
+        async def one(key: str) -> bytes | None:
+            async with limit:
+                try:
+                    return b"".join([chunk async for chunk in store.open(key)])
+                except ObjectNotFound:
+                    return None
+
+        found = await asyncio.gather(*(one(key) for key in keys))
+        return dict(zip(keys, found, strict=True))
+
+    def leftovers(self) -> list[str]:
+        if self.pending_uploads is None:
+            return []
+        prefix = self.url.split("://", 1)[1].partition("/")[2].strip("/")
+        return sorted(
+            f"{key} (unfinished multipart upload)"
+            for key in self.pending_uploads()
+            if not prefix or key.startswith(f"{prefix}/")
+        )
+
+
+def _as_store(storage: Path | AssetStore) -> AssetStore:
+    return LocalAssets(storage) if isinstance(storage, Path) else storage
+
+
+def _assets_match(engine: Engine, plan: Plan, store: AssetStore) -> Check:
     name = "one asset per (job, position), checksum = source"
     with engine.connect() as connection:
         rows = list(connection.execute(select(_assets).where(_assets.c.handler == "download")))
@@ -195,16 +309,22 @@ def _assets_match(engine: Engine, plan: Plan, root: Path) -> Check:
     found = [f"{job}/{pos}: {len(r)} records" for (job, pos), r in recorded.items() if len(r) > 1]
     found += [f"{job}/{pos}: not expected" for job, pos in sorted(recorded.keys() - expected)]
     found += [f"{job}/{pos}: not captured" for job, pos in sorted(expected.keys() - recorded)]
+    # One read of the store for every record checked (an object store's reads go in parallel).
+    firsts: dict[tuple[str, int], Any] = {at: records[0] for at, records in recorded.items()}
+    stored = store.contents(sorted({first.key for first in firsts.values()}))
     for (job_id, position), source in sorted(expected.items()):
-        for row in recorded.get((job_id, position), [])[:1]:
-            where = f"{job_id}/{position} ({row.key})"
-            if (row.sha256, row.size) != (source.sha256, len(source.body)):
-                found.append(f"{where}: recorded {row.size} bytes, not the source's")
-            elif not (root / row.key).is_file():
-                found.append(f"{where}: not in the store")
-            elif _sha256(root / row.key) != source.sha256:
-                found.append(f"{where}: stored bytes differ from the source")
-    extra = sorted(_stored_files(root) - {row.key for row in rows})
+        first = firsts.get((job_id, position))
+        if first is None:
+            continue
+        where = f"{job_id}/{position} ({first.key})"
+        data = stored[first.key]
+        if (first.sha256, first.size) != (source.sha256, len(source.body)):
+            found.append(f"{where}: recorded {first.size} bytes, not the source's")
+        elif data is None:
+            found.append(f"{where}: not in the store")
+        elif hashlib.sha256(data).hexdigest() != source.sha256:
+            found.append(f"{where}: stored bytes differ from the source")
+    extra = sorted(store.keys() - {row.key for row in rows})
     found += [f"{key}: stored but not recorded" for key in extra]
     if found:
         return Check(name, False, _problems(found))
@@ -244,23 +364,19 @@ def _tasks_done(engine: Engine, plan: Plan, now: datetime) -> Check:
     return Check(name, True, f"tasks: {spread}")
 
 
-def _no_temporary_files(root: Path) -> Check:
+def _no_temporary_files(store: AssetStore) -> Check:
     name = "no temporary files"
-    leftovers = (
-        sorted(str(p.relative_to(root)) for p in root.rglob(".*") if p.is_file())
-        if root.exists()
-        else []
-    )
+    leftovers = store.leftovers()
     if leftovers:
         return Check(name, False, _problems(leftovers))
-    return Check(name, True, f"none under {root.name}/")
+    return Check(name, True, f"none under {store.label}")
 
 
 def check_run(
     engine: Engine,
     plan: Plan,
     acks: Mapping[str, Ack],
-    storage_root: Path,
+    storage_root: Path | AssetStore,
     *,
     rejected: Mapping[str, str] | None = None,
     answers: Counter[str] | None = None,
@@ -271,19 +387,21 @@ def check_run(
         engine: on the cluster's database.
         plan: what was sent and the truth it must end in.
         acks: the sender's 2xx answers, by event key.
-        storage_root: the local store the download handler wrote to.
+        storage_root: the store the download handler wrote to: a local root, or any
+            ``AssetStore`` (an object store's).
         rejected: events the sender got a 4xx for.
         answers: how every attempt was answered (for the table's detail).
     """
     now = datetime.now(UTC)
+    store = _as_store(storage_root)
     return Report(
         (
             _acknowledged(plan, acks, rejected or {}, answers or Counter()),
             _present(engine, acks),
             _job_states(engine, plan),
-            _assets_match(engine, plan, storage_root),
+            _assets_match(engine, plan, store),
             _tasks_done(engine, plan, now),
-            _no_temporary_files(storage_root),
+            _no_temporary_files(store),
         )
     )
 

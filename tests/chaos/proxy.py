@@ -27,6 +27,8 @@ class RoundRobinProxy:
 
     Args:
         upstreams: the loopback ports to balance over.
+        port: the port to listen on; 0 (the default) takes a free one. A proxy stopped and
+            started again on the same port is a backend that went away and came back.
 
     Attributes:
         connections: accepted upstream connections, per upstream port.
@@ -34,16 +36,19 @@ class RoundRobinProxy:
         dropped: client connections closed because no upstream answered.
     """
 
-    def __init__(self, upstreams: Sequence[int]) -> None:
+    def __init__(self, upstreams: Sequence[int], port: int = 0) -> None:
         self.upstreams = list(upstreams)
         self.connections: Counter[int] = Counter()
         self.skipped: Counter[int] = Counter()
         self.dropped = 0
-        self.port = 0
+        self.port = port
         self._next = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
+        # Every open socket's writer, client side and upstream side, to close on stop.
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._relays: set[asyncio.Task[None]] = set()
         self._thread = threading.Thread(target=self._serve, name="chaos-proxy", daemon=True)
         self._failure: BaseException | None = None
 
@@ -60,6 +65,9 @@ class RoundRobinProxy:
         return self
 
     def __exit__(self, *_: object) -> None:
+        # Idempotent: a test that stopped the proxy to cut a backend off may exit it again.
+        if not self._thread.is_alive():
+            return
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
@@ -74,7 +82,7 @@ class RoundRobinProxy:
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         try:
-            server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+            server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
         except BaseException as exc:
             self._failure = exc
             self._ready.set()
@@ -84,9 +92,16 @@ class RoundRobinProxy:
         await self._stop.wait()
         # Not ``async with server``: its wait_closed may wait for every client to hang up.
         server.close()
-        # Connections still open (a client that kept its keep-alive, a frozen upstream): cut
-        # them, so the loop closes with no task pending.
+        # Connections still open (a client that kept its keep-alive, a frozen upstream, or
+        # traffic in full flow when a test stops the proxy to cut a backend off): close every
+        # socket first, so each relay ends on its own, then cancel what is left. Closing them
+        # here, not only in the relays' ``finally``, matters: a relay task cancelled before its
+        # first step never runs its ``finally``, and its socket would leak.
+        for writer in list(self._writers):
+            writer.close()
         pending = asyncio.all_tasks() - {asyncio.current_task()}
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -100,14 +115,28 @@ class RoundRobinProxy:
         self._next += 1
         return self.upstreams[start:] + self.upstreams[:start]
 
-    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+    def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        # A plain callback, not a coroutine: asyncio calls it as the connection is made, so
+        # the socket is tracked before any task exists (see _main's shutdown).
+        self._writers.add(client_w)
+        # Held until done: the loop keeps only a weak reference to a task.
+        task = self._loop.create_task(self._client(client_r, client_w))
+        self._relays.add(task)
+        task.add_done_callback(self._relays.discard)
+
+    async def _client(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
             upstream = await self._connect()
             if upstream is None:
                 self.dropped += 1
                 return
-            await _relay(client_r, client_w, *upstream)
+            self._writers.add(upstream[1])
+            try:
+                await _relay(client_r, client_w, *upstream)
+            finally:
+                self._writers.discard(upstream[1])
         finally:
+            self._writers.discard(client_w)
             client_w.close()
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
