@@ -6,7 +6,8 @@ How a request travels::
     └── SafeTransport        checks every URL, follows redirects itself and checks each hop
         └── httpcore.AsyncConnectionPool
             └── CheckedBackend   resolves the host once, refuses if any address is refused,
-                                 connects to a checked IP; TLS still verifies the host name
+                │                connects to a checked IP; TLS still verifies the host name
+                └── _LargeReads  offers each socket read 256 KiB, not httpcore's 64 KiB
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import httpcore
@@ -26,6 +27,15 @@ from handlers._safety import FetchPolicy, UnsafeURL, check_url
 __all__ = ["SafeTransport", "UnsafeURL", "safe_client"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# httpcore asks its stream for 64 KiB at a time: a 1 GiB body is 16,384 reads, each tens of
+# microseconds of Python (anyio, httpcore, h11), and anyio cuts each 256 KiB the event loop
+# took from the socket into 64 KiB slices, copying what is left after every cut. Offering
+# 256 KiB takes what the loop delivered in one read, uncut. Measured, the download handler
+# capturing 1 GiB over loopback into local storage: a fifth to a quarter less CPU (3.8-4.8 s
+# -> 3.0-3.4 s; offering 1 MiB saved about 0.3 s more, with pieces twice the download chunk).
+# A read returns only what has arrived, so memory is bounded by this size; over TLS a read
+# returns one record (16 KiB) whatever is offered.
+_READ_BYTES = 256 * 1024
 _CREDENTIALS = ("authorization", "cookie", "proxy-authorization")
 _BODY_HEADERS = ("content-length", "content-type", "transfer-encoding")
 # Most specific first: the first match wins.
@@ -100,7 +110,7 @@ class SafeTransport(httpx.AsyncBaseTransport):
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
-            network_backend=CheckedBackend(policy, resolver),
+            network_backend=CheckedBackend(policy, resolver, inner=_LargeReads()),
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -157,6 +167,76 @@ class SafeTransport(httpx.AsyncBaseTransport):
             wanted = asked.get(name)
             timeouts[name] = limit if wanted is None else min(limit, wanted)
         return timeouts
+
+
+class _LargeReads(httpcore.AsyncNetworkBackend):
+    """httpcore's own backend, its streams reading at least ``_READ_BYTES`` at a time."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(
+            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+        return _LargeReadStream(stream)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.UnsupportedProtocol("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _LargeReadStream(httpcore.AsyncNetworkStream):
+    """A stream whose reads ask for ``_READ_BYTES`` when the caller asks for less.
+
+    Returning more than ``max_bytes`` is safe here: httpcore hands what it reads to its h11 or
+    h2 parser whole, whatever the size.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+
+    async def read(
+        self,
+        max_bytes: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+    ) -> bytes:
+        return await self._inner.read(max(max_bytes, _READ_BYTES), timeout)
+
+    async def write(
+        self,
+        buffer: bytes,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+    ) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+    ) -> httpcore.AsyncNetworkStream:
+        return _LargeReadStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
 
 
 class _ResponseStream(httpx.AsyncByteStream):

@@ -23,12 +23,22 @@ __all__ = ["PART_SIZE", "ObjectStoreStorage", "build_store"]
 
 CloudStore = TypeVar("CloudStore", "S3Store", "GCSStore", "AzureStore")
 
-# A streamed put holds at most PART_SIZE * (MAX_CONCURRENCY + 1) bytes: the parts in flight
-# plus the one being filled: 20 MiB. 5 MiB is S3's smallest part; with its 10,000-part limit an
-# object may reach 48 GiB (FRAMEHOOK_ASSET_MAX_BYTES defaults to 5 GiB). Measured: a worker
-# capturing 1 GiB into S3 peaked 27 MiB above idle with these, 42 MiB with 8 MiB x 4.
+# A streamed put holds about PART_SIZE * (MAX_CONCURRENCY + 1) bytes: the part being sent and
+# the one being filled from the source meanwhile (obstore keeps the source's chunks, without
+# copying them, until their part is acknowledged). 5 MiB is S3's (and GCS's) smallest part;
+# with S3's 10,000-part limit an object may reach 48 GiB (FRAMEHOOK_ASSET_MAX_BYTES defaults to
+# 5 GiB). One part at a time: a worker must capture 1 GiB into S3 in at most 100 MiB of RSS,
+# interpreter included (issue 4's benchmark, bench/download.py), and each part more in flight
+# costs 5-6 MiB of it per file. Measured there (idle worker: 84 MiB), the peak above idle with
+# 512 KiB download chunks: 12-16 MiB with 1 part in flight, 19 with 2, 24 with 3 (8 MiB x 4:
+# 42), so one part is what fits.
+# Against nanio and moto the time did not change measurably: the server's own ingest bounds
+# it. Against a real S3 a second part in flight buys throughput per object, but a worker runs
+# FRAMEHOOK_ASSET_CONCURRENCY files at once, so its total is what concurrency scales. (glibc's
+# malloc settings were no help: MALLOC_ARENA_MAX=2 changed nothing, a fixed 256 KiB mmap
+# threshold saved 1-2 MiB for twice the CPU time.)
 PART_SIZE: Final = 5 * 1024 * 1024
-MAX_CONCURRENCY: Final = 3
+MAX_CONCURRENCY: Final = 1
 READ_CHUNK: Final = 1024 * 1024
 
 

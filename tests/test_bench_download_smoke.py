@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_download_bench_runs_clean(tmp_path: Path) -> None:
-    """8 MiB into local storage and the moto S3 server: exit 0, checksums right, ratios shown."""
+    """8 MiB into local storage and the nanio S3 server: exit 0, checksums right, ratios shown."""
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     command = [sys.executable, str(ROOT / "bench" / "download.py"), "--size-mib", "8"]
@@ -26,3 +26,4 @@ def test_download_bench_runs_clean(tmp_path: Path) -> None:
     assert [row[0] for row in captures] == ["local", "s3"]
     assert all(row[-1] == "True" for row in captures)  # every checksum matched the source
     assert "best ratio framehook/curl throughput" in done.stdout
+    assert "s3 (nanio) server's own ingest" in done.stdout  # the server's bound, beside ours

@@ -27,8 +27,10 @@ from storage import InvalidKey, StorageError
 __all__ = ["AssetFailure", "capture"]
 
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
-READ_AHEAD = 2
-"""Chunks read from the network ahead of the store (memory: this many chunks)."""
+READ_AHEAD = 1
+"""Chunks read from the network ahead of the store (memory: this many chunks). One is enough to
+keep the network and the store busy at once (measured on 1 GiB: 2 was no faster into local
+storage or S3), and each more costs a chunk of the worker's 100 MiB (bench/download.py)."""
 
 
 class AssetFailure(Exception):

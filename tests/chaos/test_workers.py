@@ -18,7 +18,7 @@ from tests.conftest import rows, wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 VIDEO_BYTES = 3_000_000
-STALL_AFTER = 2_500_000  # over the 1 MiB chunk size: two chunks are in the temporary file
+STALL_AFTER = 2_500_000  # several chunks (512 KiB each) are in the temporary file by then
 # A lease this short lets a run see the reclaim; workers renew theirs every second.
 SHORT_LEASE = {"FRAMEHOOK_LEASE_SECONDS": "3"}
 

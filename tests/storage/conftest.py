@@ -49,6 +49,18 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def nanio_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A nanio S3 server with the test bucket, for the whole session.
+
+    A second S3 implementation beside moto: it checks request signatures and keeps objects on
+    disk, so what passes on both is less likely to lean on one emulator's leniency.
+    """
+    with servers.nanio_server(tmp_path_factory.mktemp("nanio")) as endpoint:
+        servers.create_s3_bucket(endpoint, BUCKET)
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
 def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An Azurite blob server with the test container, for the whole session.
 
@@ -68,16 +80,26 @@ def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield endpoint
 
 
+def _s3_prefix(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    _clear_cloud_environment(monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", servers.S3_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", servers.S3_SECRET_KEY)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    return f"s3://{BUCKET}/{uuid.uuid4().hex}"
+
+
 @pytest.fixture
 def s3_url(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """An ``s3://`` URL of an empty prefix on moto, with the environment pointing there."""
-    _clear_cloud_environment(monkeypatch)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
-    return f"s3://{BUCKET}/{uuid.uuid4().hex}"
+    return _s3_prefix(moto_endpoint, monkeypatch)
+
+
+@pytest.fixture
+def nanio_url(nanio_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An ``s3://`` URL of an empty prefix on nanio, with the environment pointing there."""
+    return _s3_prefix(nanio_endpoint, monkeypatch)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tests import servers
 from tests.storage.conftest import BUCKET, read, run, stream
 
 MIB = 1024 * 1024
-CLOUD = ["s3", "azure"]
+CLOUD = ["s3", "nanio", "azure"]  # s3 is moto; nanio is S3 too, another implementation
 
 
 @pytest.fixture(params=CLOUD)
@@ -97,8 +97,11 @@ def test_a_stream_failing_after_several_parts_leaves_nothing(cloud_url: str) -> 
     run(scenario)
 
 
-def test_a_failed_s3_upload_is_aborted(s3_url: str, moto_endpoint: str) -> None:
+@pytest.mark.parametrize("server", ["moto", "nanio"], ids=["s3", "nanio"])
+def test_a_failed_s3_upload_is_aborted(request: pytest.FixtureRequest, server: str) -> None:
     """After a source fails mid multipart upload, S3 holds no pending upload for the key."""
+    s3_url: str = request.getfixturevalue("s3_url" if server == "moto" else "nanio_url")
+    endpoint: str = request.getfixturevalue(f"{server}_endpoint")
 
     async def broken() -> AsyncIterator[bytes]:
         for _ in range(PART_SIZE // MIB + 3):
@@ -113,7 +116,7 @@ def test_a_failed_s3_upload_is_aborted(s3_url: str, moto_endpoint: str) -> None:
 
     run(scenario)
     prefix = s3_url.removeprefix(f"s3://{BUCKET}/")
-    pending = servers.s3_pending_uploads(moto_endpoint, BUCKET)
+    pending = servers.s3_pending_uploads(endpoint, BUCKET)
     assert [key for key in pending if key.startswith(prefix)] == []
 
 
@@ -139,8 +142,12 @@ def test_control_characters_are_invalid_keys(cloud_url: str, key: str) -> None:
     run(scenario)
 
 
-def test_backend_failures_are_storage_errors_naming_backend_and_key(s3_url: str) -> None:
+@pytest.mark.parametrize("fixture", ["s3_url", "nanio_url"], ids=["s3", "nanio"])
+def test_backend_failures_are_storage_errors_naming_backend_and_key(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
     """A put into a bucket that does not exist is a StorageError naming S3 and the object."""
+    request.getfixturevalue(fixture)  # the environment pointing at that server
     store = from_url("s3://no-such-bucket/p")
 
     async def scenario() -> None:
@@ -208,8 +215,10 @@ def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch, url: str, ext
         from_url(url)
 
 
-def test_small_streams_go_up_in_one_request(s3_url: str) -> None:
+@pytest.mark.parametrize("fixture", ["s3_url", "nanio_url"], ids=["s3", "nanio"])
+def test_small_streams_go_up_in_one_request(request: pytest.FixtureRequest, fixture: str) -> None:
     """A stream shorter than a part is a single PUT (an S3 ETag without a part count)."""
+    s3_url: str = request.getfixturevalue(fixture)
     store = from_url(s3_url)
 
     async def scenario() -> str | None:

@@ -1,7 +1,7 @@
 """One behaviour for every storage backend: the conformance suite.
 
-Memory and local run everywhere; S3 runs on a moto server and Azure on Azurite (see
-``conftest.py``); GCS is skipped, for want of an emulator obstore can talk to.
+Memory and local run everywhere; S3 runs on two servers, moto and nanio, and Azure on Azurite
+(see ``conftest.py``); GCS is skipped, for want of an emulator obstore can talk to.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ BACKENDS = [
     "memory",
     "local",
     "s3",
+    "nanio",
     "azure",
     pytest.param("gcs", marks=pytest.mark.skip(GCS_EMULATOR_MISSING)),
 ]
