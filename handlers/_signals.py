@@ -3,7 +3,8 @@
 Tree::
 
     HandlerSignal
-    ├── RetryLater         run again after ``delay`` seconds (counts as an attempt)
+    ├── RetryLater         run again after ``delay`` seconds, or the usual backoff (counts
+    │                      as an attempt)
     └── PermanentFailure   stop: park the task as dead with ``reason``
         └── UnsafeURL      the safe HTTP client refused a URL (``handlers._safety``)
 """
@@ -25,11 +26,13 @@ class HandlerSignal(Exception):
 
 
 class RetryLater(HandlerSignal):
-    """Run this task again after ``delay`` seconds (for example a 429 with ``Retry-After``)."""
+    """Run this task again after ``delay`` seconds (for example a 429 with ``Retry-After``),
+    or, with ``delay=None``, after the worker's usual backoff: an expected, transient failure
+    that the worker logs as one line, without a traceback."""
 
-    def __init__(self, delay: float, reason: str = "retry requested") -> None:
+    def __init__(self, delay: float | None, reason: str = "retry requested") -> None:
         super().__init__(reason)
-        self.delay = max(0.0, float(delay))
+        self.delay = None if delay is None else max(0.0, float(delay))
 
 
 class PermanentFailure(HandlerSignal):

@@ -6,23 +6,27 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import anyio
 import httpx
 from sqlalchemy import Engine
 
 from handlers import FetchPolicy, Handler, safe_client
-from receiver.apiframe import ApiframeClient
 from receiver.errors import ConfigurationError
-from receiver.intake import Recorder
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
 from receiver.notify import Listener
 from receiver.queue import TaskQueue
-from receiver.reconcile import Reconciler, Report, Waits, reconcile_periodically
 from receiver.settings import Settings
 from receiver.worker import Worker, worker_name
 from storage import from_url
+
+if TYPE_CHECKING:
+    # Reconciliation's modules are imported where it starts: a standalone worker never
+    # reconciles, and every module it loads stays resident (bench/download.py: worker RSS).
+    from receiver.intake import Recorder
+    from receiver.reconcile import Reconciler, Report
 
 __all__ = [
     "build_worker",
@@ -119,6 +123,9 @@ async def running_reconciler(
 ) -> AsyncIterator[Reconciler]:
     """Reconcile with Apiframe's job API in the background for the duration of the block
     (``FRAMEHOOK_RECONCILE``), with the first signing key (counting into ``metrics``)."""
+    from receiver.apiframe import ApiframeClient
+    from receiver.reconcile import Reconciler, Waits, reconcile_periodically
+
     client = ApiframeClient(settings.require_api_keys()[0], settings.apiframe_url)
     if metrics is not None:
         metrics.watch_api(client)
@@ -126,6 +133,7 @@ async def running_reconciler(
         image=timedelta(seconds=settings.reconcile_image_seconds),
         video=timedelta(seconds=settings.reconcile_video_seconds),
         music=timedelta(seconds=settings.reconcile_music_seconds),
+        lora=timedelta(seconds=settings.reconcile_lora_seconds),
     )
     reconciler = Reconciler(engine, recorder, client, waits, on_recorded=wake, metrics=metrics)
     stop = asyncio.Event()
@@ -150,7 +158,10 @@ async def reconcile_once(settings: Settings, since: timedelta | None) -> Report:
     Raises:
         ConfigurationError: no API key; RegistryError: a handler cannot be loaded.
     """
+    from receiver.apiframe import ApiframeClient
     from receiver.database import create_db_engine
+    from receiver.intake import Recorder
+    from receiver.reconcile import Reconciler, Report, Waits
     from receiver.registry import load_handlers, subscriptions_for
     from receiver.schema import prepare_schema
 
@@ -161,7 +172,8 @@ async def reconcile_once(settings: Settings, since: timedelta | None) -> Report:
     try:
         await anyio.to_thread.run_sync(prepare_schema, engine, settings)
         recorder = Recorder(engine.dialect.name, subscriptions_for(handlers))
-        now_waits = Waits(timedelta(0), timedelta(0), timedelta(0))
+        # From the command line: every unfinished job and training is looked up now.
+        now_waits = Waits(timedelta(0), timedelta(0), timedelta(0), timedelta(0))
         reconciler = Reconciler(engine, recorder, client, now_waits)
         report = Report()
         if since is not None:

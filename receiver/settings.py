@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     reconcile_image_seconds: float = Field(default=180.0, gt=0)
     reconcile_video_seconds: float = Field(default=600.0, gt=0)
     reconcile_music_seconds: float = Field(default=300.0, gt=0)
+    # A LoRA training takes 15 to 25 minutes (Apiframe's docs).
+    reconcile_lora_seconds: float = Field(default=1500.0, gt=0)
 
     # Retention: raw bodies and finished tasks older than this are pruned (0: never).
     retention_days: float = Field(default=30.0, ge=0)

@@ -28,8 +28,15 @@ from handlers.download._result import AssetRef, find_assets, public_url
 __all__ = ["CaptureIncomplete", "DownloadHandler", "DownloadOptions", "find_assets"]
 
 
-class CaptureIncomplete(Exception):
-    """Some files failed for reasons a retry can fix; the task runs again with backoff."""
+class CaptureIncomplete(RetryLater):
+    """Some files failed for reasons a retry can fix; the task runs again with backoff.
+
+    A :class:`RetryLater` with the usual backoff: an expected outcome (a CDN's 5xx, a
+    timeout), logged as the attempt's one line rather than with a traceback.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(None, reason)
 
 
 class DownloadHandler:

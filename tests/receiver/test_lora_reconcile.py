@@ -26,6 +26,7 @@ from receiver.intake import Arrival, Recorder, Subscription
 from receiver.lorapolls import confirm
 from receiver.reconcile import Reconciler
 from receiver.retry import RetryPolicy
+from receiver.runner import reconcile_once
 from tests.conftest import API_KEY, rows, signed_headers, wait_until
 from tests.receiver.test_reconcile import fake_server
 
@@ -245,3 +246,32 @@ def test_serve_looks_lora_webhooks_up_in_its_reconciliation_sweeps(
         assert (answer.status_code, answer.json()["loraId"]) == (202, lora_id)
         wait_until(lambda: lora_row(db, lora_id).trigger_word is not None, timeout=20)
     assert lora_row(db, lora_id).polled_at is not None
+
+
+def test_framehook_reconcile_looks_every_unfinished_training_up_now(
+    db: Engine, database_url: str
+) -> None:
+    """``framehook reconcile`` (``reconcile_once``) does not wait out a training's expected
+    time: a LoRA last heard of TRAINING a moment ago is looked up, and found READY."""
+    with fake_server(QUIET) as url:
+        created = httpx.post(
+            f"{url}/v2/loras", json=TRAINING, headers={"X-API-Key": API_KEY}, timeout=10
+        )
+        assert created.status_code == 202, created.text
+        lora_id = created.json()["id"]
+        wait_until(
+            lambda: (
+                httpx.get(f"{url}/v2/loras/{lora_id}", headers={"X-API-Key": API_KEY})
+                .json()
+                .get("status")
+                == "READY"
+            )
+        )
+        record(db, {"loraId": lora_id, "status": "TRAINING"})
+        confirm(db, lora_id, None, datetime.now(UTC))
+        settings = Settings(
+            api_key=API_KEY, database_url=database_url, apiframe_url=url, handlers=[]
+        )
+        report = asyncio.run(reconcile_once(settings, since=None))
+    assert report.outcomes.get("lora_updated") == 1
+    assert lora_row(db, lora_id).status == "READY"

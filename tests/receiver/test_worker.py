@@ -234,3 +234,23 @@ def test_replay_functions_requeue_what_they_name(
     client.portal.call(worker.wake)  # type: ignore[union-attr]
     wait_until(lambda: task_states(db) == [("recording", "succeeded", 3)])
     assert retry_task(db, 999_999) is False
+
+
+def test_retry_later_without_a_delay_backs_off_and_logs_no_traceback(
+    make_client: Callable[..., TestClient], db: Engine, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """RetryLater(None): an expected, transient failure (the download handler's
+    CaptureIncomplete): retried after the usual backoff, logged as one line without a
+    traceback."""
+    handler = Recording(script={1: RetryLater(None, "cdn answered 503")})
+    client = make_client(registered=(handler,), **FAST)
+    send(client, sample("completed-gpt-image-2"))
+    wait_until(lambda: task_states(db) == [("recording", "succeeded", 2)])
+    history = rows(db, "SELECT outcome, error FROM task_attempts ORDER BY attempt")
+    assert [(h.outcome, h.error) for h in history] == [
+        ("retry", "retry requested: cdn answered 503"),
+        ("succeeded", None),
+    ]
+    printed = "".join(capfd.readouterr())
+    assert "cdn answered 503" in printed
+    assert "Traceback" not in printed
