@@ -514,6 +514,56 @@ end
 _BENCH_LINE = re.compile(r"^BENCH (\w+) (.*)$")
 
 
+@dataclass(frozen=True)
+class WrkSummary:
+    """What the replay script's ``done()`` printed (``BENCH key values`` lines)."""
+
+    values: dict[str, list[str]]
+    statuses: dict[int, int]
+    errors: dict[str, int]
+    sent: int
+
+    def result(self, acked_ids: list[str]) -> LoadResult:
+        """The run as a :class:`LoadResult` (socket errors that did not happen left out)."""
+        p50, p99, worst = (int(v) / 1000 for v in self.values["latency_us"])
+        return LoadResult(
+            generator="wrk",
+            duration_s=int(self.values["duration_us"][0]) / 1e6,
+            sent=self.sent,
+            statuses=self.statuses,
+            socket_errors={k: v for k, v in self.errors.items() if v},
+            p50_ms=p50,
+            p99_ms=p99,
+            max_ms=worst,
+            cpu_s=float(self.values["cpu_s"][0]),
+            acked_ids=acked_ids,
+        )
+
+
+def parse_wrk(stdout: str, saved: Path) -> WrkSummary:
+    """Read the ``BENCH`` lines of a wrk run (its whole output is in ``saved``)."""
+    values: dict[str, list[str]] = {}
+    statuses: Counter[int] = Counter()
+    errors: dict[str, int] = {}
+    sent = 0
+    for line in stdout.splitlines():
+        match = _BENCH_LINE.match(line)
+        if match is None:
+            continue
+        key, rest = match.group(1), match.group(2).split()
+        if key == "status":
+            statuses[int(rest[0])] += int(rest[1])
+        elif key == "error":
+            errors[rest[0]] = int(rest[1])
+        elif key == "sent":
+            sent += int(rest[0])
+        else:
+            values[key] = rest
+    if "duration_us" not in values:
+        raise RuntimeError(f"wrk printed no summary; output in {saved}")
+    return WrkSummary(values, dict(statuses), errors, sent)
+
+
 def run_wrk(
     url: str,
     data: Path,
@@ -546,38 +596,8 @@ def run_wrk(
     (workdir / f"wrk-{tag}.out").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
-    values: dict[str, list[str]] = {}
-    statuses: Counter[int] = Counter()
-    errors: dict[str, int] = {}
-    sent = 0
-    for line in done.stdout.splitlines():
-        match = _BENCH_LINE.match(line)
-        if match is None:
-            continue
-        key, rest = match.group(1), match.group(2).split()
-        if key == "status":
-            statuses[int(rest[0])] += int(rest[1])
-        elif key == "error":
-            errors[rest[0]] = int(rest[1])
-        elif key == "sent":
-            sent += int(rest[0])
-        else:
-            values[key] = rest
-    if "duration_us" not in values:
-        raise RuntimeError(f"wrk printed no summary; output in {workdir / f'wrk-{tag}.out'}")
-    p50, p99, worst = (int(v) / 1000 for v in values["latency_us"])
-    return LoadResult(
-        generator="wrk",
-        duration_s=int(values["duration_us"][0]) / 1e6,
-        sent=sent,
-        statuses=dict(statuses),
-        socket_errors=errors,
-        p50_ms=p50,
-        p99_ms=p99,
-        max_ms=worst,
-        cpu_s=float(values["cpu_s"][0]),
-        acked_ids=ids.read_text().split() if ids.exists() else [],
-    )
+    summary = parse_wrk(done.stdout, workdir / f"wrk-{tag}.out")
+    return summary.result(acked_ids=ids.read_text().split() if ids.exists() else [])
 
 
 def _percentile(ordered: Sequence[float], pct: float) -> float:

@@ -84,6 +84,7 @@ from bench.ack import (
     _terminate,
     free_port,
     generate_workload,
+    parse_wrk,
     read_deliveries,
     write_deliveries,
 )
@@ -210,7 +211,6 @@ function done(summary, latency, requests)
 end
 """
 
-_BENCH_LINE = re.compile(r"^BENCH (\w+) (.*)$")
 _CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
 
 # (ports, deliveries file, start, stride, seconds, connections, workdir, tag) -> result
@@ -246,38 +246,8 @@ def run_wrk(
     (workdir / f"wrk-{tag}.out").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
-    values: dict[str, list[str]] = {}
-    statuses: Counter[int] = Counter()
-    errors: dict[str, int] = {}
-    sent = 0
-    for line in done.stdout.splitlines():
-        match = _BENCH_LINE.match(line)
-        if match is None:
-            continue
-        key, rest = match.group(1), match.group(2).split()
-        if key == "status":
-            statuses[int(rest[0])] += int(rest[1])
-        elif key == "error":
-            errors[rest[0]] = int(rest[1])
-        elif key == "sent":
-            sent += int(rest[0])
-        else:
-            values[key] = rest
-    if "duration_us" not in values:
-        raise RuntimeError(f"wrk printed no summary; output in {workdir / f'wrk-{tag}.out'}")
-    p50, p99, worst = (int(v) / 1000 for v in values["latency_us"])
-    return LoadResult(
-        generator="wrk",
-        duration_s=int(values["duration_us"][0]) / 1e6,
-        sent=sent,
-        statuses=dict(statuses),
-        socket_errors={k: v for k, v in errors.items() if v},
-        p50_ms=p50,
-        p99_ms=p99,
-        max_ms=worst,
-        cpu_s=float(values["cpu_s"][0]),
-        acked_ids=[],
-    )
+    summary = parse_wrk(done.stdout, workdir / f"wrk-{tag}.out")
+    return summary.result(acked_ids=[])
 
 
 def _request(port: int, d: Signed) -> bytes:
