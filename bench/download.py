@@ -43,7 +43,6 @@ import argparse
 import hashlib
 import importlib.util
 import os
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -282,94 +281,37 @@ def time_bare_put(source: Path, env: dict[str, str]) -> float:
     return float(out.stdout.strip())
 
 
-S3_KEY = "bench"
-S3_SECRET = "bench-secret"  # noqa: S105  (the loopback test server's, nothing real)
 S3_SERVERS = ("nanio", "moto")
-
-
-def _s3_command(server: str, port: int, workdir: Path) -> list[str] | None:
-    """How to start ``server`` on ``port``; ``None`` if it is not installed."""
-    if server == "moto":
-        moto = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-        return [moto, "-H", "127.0.0.1", "-p", str(port)] if Path(moto).exists() else None
-    if importlib.util.find_spec("nanio") is None:
-        return None
-    data = workdir / "nanio-data"
-    data.mkdir(exist_ok=True)
-    return [
-        sys.executable,
-        "-m",
-        "nanio",
-        "serve",
-        "--data-dir",
-        str(data),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-
-
-def _create_bucket(endpoint: str) -> None:
-    import boto3  # the test extra's, as moto and nanio are
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=S3_KEY,
-        aws_secret_access_key=S3_SECRET,
-    )
-    try:
-        client.create_bucket(Bucket="bench")
-    finally:
-        client.close()
 
 
 @contextmanager
 def s3_server(server: str, workdir: Path) -> Iterator[dict[str, str] | None]:
     """An S3 server (nanio or moto) with a bucket, and the environment framehook needs for it;
-    ``None`` if that server is not installed."""
-    port = free_port()
-    command = _s3_command(server, port, workdir)
-    if command is None:
+    ``None`` if that server is not installed. The test suite's own emulators and credentials
+    (``tests/servers.py``), each with a directory of its own under ``workdir``."""
+    if importlib.util.find_spec(server) is None:
         yield None
         return
-    env = {**os.environ, "NANIO_ACCESS_KEY": S3_KEY, "NANIO_SECRET_KEY": S3_SECRET}
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=workdir
+    from tests.servers import (
+        S3_ACCESS_KEY,
+        S3_SECRET_KEY,
+        create_s3_bucket,
+        moto_server,
+        nanio_server,
     )
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise ServerFailed(f"{server} exited with {process.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise ServerFailed(f"{server} did not start") from None
-                time.sleep(0.2)
-        _create_bucket(endpoint)
+
+    home = workdir / f"{server}-server"
+    home.mkdir(exist_ok=True)
+    start = nanio_server if server == "nanio" else moto_server
+    with start(home) as endpoint:
+        create_s3_bucket(endpoint, "bench")
         yield {
-            "AWS_ACCESS_KEY_ID": S3_KEY,
-            "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
             "AWS_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_ALLOW_HTTP": "true",
         }
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 @dataclass
