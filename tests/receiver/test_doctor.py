@@ -4,16 +4,13 @@ and the command as a user runs it (a real process: exit code, output, no traceba
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from alembic.script import ScriptDirectory
 from sqlalchemy import make_url, text
 
@@ -33,10 +30,11 @@ from receiver.doctor import (
     check_public_url,
     check_storage,
 )
-from receiver.fakeapi import create_fake_apiframe
+from receiver.fakeapi import Behaviour
 from receiver.schema import HEAD, upgrade
 from tests.conftest import API_KEY, OTHER_KEY
 from tests.processes import Server, framehook_env, free_port, run_cli
+from tests.receiver.test_reconcile import fake_server
 
 ADMIN_TOKEN = "doctor-test-admin-token-0123456789"
 ALL_CHECKS = (
@@ -364,23 +362,8 @@ def test_the_admin_token_should_be_set_and_long(
 @pytest.fixture(scope="module")
 def fake_api() -> Iterator[str]:
     """The fake Apiframe, served by uvicorn in a thread; yields its URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(create_fake_apiframe(API_KEY), log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        assert server.started, "the fake Apiframe did not start"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with fake_server(Behaviour()) as url:
+        yield url
 
 
 @pytest.mark.parametrize(("key", "status"), [(API_KEY, Status.OK), (OTHER_KEY, Status.FAIL)])
