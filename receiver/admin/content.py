@@ -28,7 +28,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from receiver.admin.auth import AdminToken
 from receiver.admin.paging import NotFound, parse_id
-from receiver.errors import RequestRejected
+from receiver.errors import RequestRejected, Unavailable
 from receiver.models import AssetRecord, metadata
 from storage import LocalStorage, Storage, StorageError, from_url
 
@@ -93,7 +93,7 @@ class ContentEndpoint:
             try:
                 self._storage = from_url(self.storage_url)
             except StorageError as exc:
-                raise _StorageUnavailable("storage_unavailable", str(exc)) from exc
+                raise Unavailable("storage_unavailable", str(exc)) from exc
         return self._storage
 
     async def handle(self, request: Request, engine: Engine) -> Response:
@@ -132,10 +132,6 @@ class ContentEndpoint:
 
 class _Unauthorized(RequestRejected):
     status_code = 401
-
-
-class _StorageUnavailable(RequestRejected):
-    status_code = 503
 
 
 def _find(engine: Engine, asset_id: int) -> Any:
