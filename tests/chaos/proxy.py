@@ -134,6 +134,8 @@ class RoundRobinProxy:
             try:
                 await _relay(client_r, client_w, *upstream)
             finally:
+                # close() is synchronous: it runs even when the task is being cancelled.
+                upstream[1].close()
                 self._writers.discard(upstream[1])
         finally:
             self._writers.discard(client_w)
@@ -142,9 +144,10 @@ class RoundRobinProxy:
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         for port in self._order():
             try:
-                upstream = await asyncio.wait_for(
-                    asyncio.open_connection("127.0.0.1", port), _CONNECT_TIMEOUT
-                )
+                # asyncio.timeout, not wait_for: on Python 3.11 a wait_for cancelled just as
+                # the connection is made loses it, and its socket leaks (a ResourceWarning).
+                async with asyncio.timeout(_CONNECT_TIMEOUT):
+                    upstream = await asyncio.open_connection("127.0.0.1", port)
             except (OSError, TimeoutError):
                 self.skipped[port] += 1
                 continue
@@ -170,8 +173,9 @@ async def _relay(
     finally:
         for task in pumps:
             task.cancel()
-        await asyncio.gather(*pumps, return_exceptions=True)
+        # Before the await: a relay cancelled while it waits for its pumps still closes it.
         up_w.close()
+        await asyncio.gather(*pumps, return_exceptions=True)
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
