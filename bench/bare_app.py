@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from receiver.apiframe.signatures import Verifier
 from receiver.errors import SignatureRejected
-from receiver.signatures import Verifier
 
 __all__ = ["app", "create_app"]
 

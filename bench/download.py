@@ -292,7 +292,7 @@ def s3_server(server: str, workdir: Path) -> Iterator[dict[str, str] | None]:
     if importlib.util.find_spec(server) is None:
         yield None
         return
-    from tests.servers import (
+    from tests.support.servers import (
         S3_ACCESS_KEY,
         S3_SECRET_KEY,
         create_s3_bucket,

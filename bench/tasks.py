@@ -69,7 +69,7 @@ from bench.ack import (
 from bench.latency_handler import STARTS_ENV
 from handlers import HandlerContext, JobEvent
 from receiver import sign
-from receiver.database import normalize_url
+from receiver.db.engine import normalize_url
 
 ROUTE = "/webhooks/apiframe"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -180,10 +180,10 @@ def completed_body(job_id: str) -> bytes:
 def fill(url: str, count: int) -> None:
     """framehook's schema plus ``count`` queued ``noop`` tasks, recorded by the real intake
     (deliveries, jobs and tasks, as webhooks would leave them)."""
-    from receiver.database import create_db_engine, writing
-    from receiver.events import parse_body
-    from receiver.intake import Arrival, Recorder, Subscription
-    from receiver.schema import upgrade
+    from receiver.apiframe.events import parse_body
+    from receiver.db.engine import create_db_engine, writing
+    from receiver.db.schema import upgrade
+    from receiver.intake.recorder import Arrival, Recorder, Subscription
 
     engine = create_db_engine(url)
     try:
@@ -240,13 +240,13 @@ class NoopHandler:
 
 
 async def _framehook_drain(config: dict[str, Any]) -> dict[str, Any]:
-    from receiver.database import create_db_engine, ping
+    from receiver.db.engine import create_db_engine, ping
     from receiver.logs import configure_logging
-    from receiver.queue import TaskQueue
+    from receiver.queue.tasks import TaskQueue
+    from receiver.queue.worker import Worker
     from receiver.retry import RetryPolicy
-    from receiver.runner import http_client
+    from receiver.services import http_client
     from receiver.settings import Settings
-    from receiver.worker import Worker
     from storage import MemoryStorage
 
     url: str = config["url"]

@@ -2,6 +2,7 @@
 
 from typing import TYPE_CHECKING, Any
 
+from receiver.apiframe.signatures import Derivation, SignatureMatch, Verifier, sign
 from receiver.errors import (
     BodyTooLarge,
     ConfigurationError,
@@ -13,7 +14,6 @@ from receiver.errors import (
     Unavailable,
 )
 from receiver.settings import Settings
-from receiver.signatures import Derivation, SignatureMatch, Verifier, sign
 
 if TYPE_CHECKING:
     from receiver.app import create_app

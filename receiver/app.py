@@ -12,27 +12,27 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from receiver.admin import admin_api
-from receiver.checkpoints import Checkpointer
-from receiver.committer import Committer
+from receiver.apiframe.signatures import Verifier
 from receiver.dashboard import dashboard_routes
-from receiver.database import create_db_engine
+from receiver.db.checkpoints import Checkpointer
+from receiver.db.engine import create_db_engine
+from receiver.db.schema import prepare_schema
 from receiver.health import healthz, readyz
-from receiver.intake import Arrival, Receipt, Recorder
+from receiver.intake.group_commit import Committer
+from receiver.intake.recorder import Arrival, Receipt, Recorder
+from receiver.intake.webhook import WebhookEndpoint
 from receiver.logs import get_logger
 from receiver.metrics import Metrics, metrics_endpoint
-from receiver.registry import load_handlers, subscriptions_for
+from receiver.queue.registry import load_handlers, subscriptions_for
 from receiver.responses import exception_handlers
-from receiver.runner import (
+from receiver.services import (
     build_worker,
     http_client,
     running_pruner,
     running_reconciler,
     running_worker,
 )
-from receiver.schema import prepare_schema
 from receiver.settings import Settings
-from receiver.signatures import Verifier
-from receiver.webhook import WebhookEndpoint
 
 __all__ = ["create_app", "prepare_schema"]
 

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, String, and_, case, func, select
 
-from receiver.events import CompletedEvent
-from receiver.intake import Arrival, Outcome, Receipt
-from receiver.models import Job, metadata
+from receiver.apiframe.events import CompletedEvent
+from receiver.db.models import Job, metadata
+from receiver.intake.recorder import Arrival, Outcome, Receipt
 
 if TYPE_CHECKING:
     from receiver.metrics import Metrics
@@ -188,7 +188,7 @@ def run_credits(settings: Settings, since: timedelta | None = None, by: str = "m
         ValueError: ``by`` is neither ``model`` nor ``day``, or ``since`` is negative.
         sqlalchemy.exc.SQLAlchemyError: the database cannot be read.
     """
-    from receiver.database import create_db_engine
+    from receiver.db.engine import create_db_engine
 
     grouped = grouping(by)
     if since is not None and since < timedelta(0):

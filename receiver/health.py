@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import Response
 
-from receiver.database import ping
+from receiver.db.engine import ping
 from receiver.responses import json_response
 
 __all__ = ["healthz", "readyz"]

@@ -21,8 +21,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
+from receiver.db.models import Task, metadata
 from receiver.logs import get_logger
-from receiver.models import Task, metadata
 
 if TYPE_CHECKING:
     # Types only: a standalone worker counts into Metrics but neither serves /metrics
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from receiver.apiframe import ApiframeClient
+    from receiver.apiframe.client import ApiframeClient
 
 __all__ = ["HandlerMeter", "Metrics", "metrics_endpoint"]
 

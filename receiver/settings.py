@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     retry_max_attempts: int = Field(default=8, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Apiframe does not document its LoRA webhook: keys that hold the LoRA id in the real one,
-    # if ``receiver.loraevents`` does not recognise it by itself.
+    # if ``receiver.apiframe.loras`` does not recognise it by itself.
     lora_id_fields: CommaList = Field(default_factory=list)
     log_format: Literal["console", "json"] | None = None
     log_level: str = "info"

@@ -16,10 +16,10 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from starlette.testclient import TestClient
 
 from receiver import Settings, create_app, sign
-from receiver.database import create_db_engine
-from receiver.models import metadata
-from receiver.schema import upgrade
-from receiver.signatures import Derivation
+from receiver.apiframe.signatures import Derivation
+from receiver.db.engine import create_db_engine
+from receiver.db.models import metadata
+from receiver.db.schema import upgrade
 
 API_KEY = "afk_test_primary_0000000000000000000000000000"
 OTHER_KEY = "afk_test_rotated_111111111111111111111111111"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import sample, signed_headers
-from tests.processes import Server, framehook_env
+from tests.support.processes import Server, framehook_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "framehook-manifest"

@@ -28,8 +28,8 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from receiver.admin.auth import AdminToken
 from receiver.admin.paging import NotFound, parse_id
+from receiver.db.models import AssetRecord, metadata
 from receiver.errors import RequestRejected, Unavailable
-from receiver.models import AssetRecord, metadata
 from storage import LocalStorage, Storage, StorageError, from_url
 
 __all__ = ["LINK_SECONDS", "AssetLinks", "ContentEndpoint"]

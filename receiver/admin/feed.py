@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from receiver.admin.views import job_view, task_view
-from receiver.models import AssetRecord, Job, Task, metadata
+from receiver.db.models import AssetRecord, Job, Task, metadata
 
 __all__ = ["DEAD_LIMIT", "JOB_BATCH", "OVERLAP", "Change", "Feed"]
 

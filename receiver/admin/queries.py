@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, func, or_, select
 
 from receiver.admin.views import asset_view, attempt_view, delivery_view, job_view, task_view
-from receiver.intake import Outcome
-from receiver.models import AssetRecord, Delivery, Job, Task, TaskAttempt, metadata
+from receiver.db.models import AssetRecord, Delivery, Job, Task, TaskAttempt, metadata
+from receiver.intake.recorder import Outcome
 
 __all__ = [
     "JOB_STATUSES",

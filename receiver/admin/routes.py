@@ -52,7 +52,7 @@ from receiver.admin.queries import (
     list_tasks,
 )
 from receiver.errors import RequestRejected
-from receiver.replay import replay_job, retry_task
+from receiver.queue.replay import replay_job, retry_task
 from receiver.responses import json_response
 from receiver.settings import Settings
 

@@ -22,8 +22,8 @@ def db_upgrade(
     """Apply schema migrations (safe to run from several processes at once)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from receiver.database import create_db_engine
-    from receiver.schema import current_revision, upgrade
+    from receiver.db.engine import create_db_engine
+    from receiver.db.schema import current_revision, upgrade
 
     settings = load_settings(database_url=database_url)
     try:

@@ -61,7 +61,7 @@ def send_test(
     import httpx
     from rich.markup import escape
 
-    from receiver.fakeapi import CDN_BASE_URL, sample_webhook, signature
+    from receiver.dev.fakeapi import CDN_BASE_URL, sample_webhook, signature
 
     if event not in ("progress", "completed", "failed"):
         raise fail(f"unknown event {event!r}: say progress, completed or failed")
@@ -145,7 +145,7 @@ def demo(
 
     No API key needed. Exits 0 when every job ended as planned with its files on disk.
     """
-    from receiver.demo import run_demo
+    from receiver.dev.demo import run_demo
 
     code = run_demo(
         directory, timeout=timeout, keep_running=keep_running, step_seconds=step_seconds
@@ -186,8 +186,8 @@ def generate(
     The webhooks go to --public-url + /webhooks/apiframe, where `framehook serve` records
     them. Exits 0 when the job completed with its files, 1 if it failed or timed out.
     """
-    from receiver.database import normalize_url
-    from receiver.generate import Follow, UsageProblem, build_request, run_generate
+    from receiver.db.engine import normalize_url
+    from receiver.dev.generate import Follow, UsageProblem, build_request, run_generate
 
     settings = load_settings(public_url=public_url, apiframe_url=api_url, database_url=database_url)
     key = next(iter(settings.signing_api_keys()), None)
@@ -221,7 +221,7 @@ def simulate(
 ) -> None:
     """Run jobs through a misbehaving fake Apiframe into a receiver of its own; print
     expected against actual final states and files; exit 1 on any mismatch."""
-    from receiver.simulate import Chaos, run_simulation
+    from receiver.dev.simulate import Chaos, run_simulation
 
     for name, rate in (
         ("duplicates", duplicates),

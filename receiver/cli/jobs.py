@@ -54,8 +54,8 @@ def replay(
     """Queue tasks again: one (--task), a job's (--job) or all dead ones (--dead)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from receiver.database import create_db_engine
-    from receiver.replay import replay_dead, replay_job, retry_task
+    from receiver.db.engine import create_db_engine
+    from receiver.queue.replay import replay_dead, replay_job, retry_task
 
     if sum((task is not None, job is not None, dead)) != 1:
         raise fail("say exactly one of --task ID, --job ID or --dead")
@@ -94,8 +94,8 @@ def reconcile(
     what it says is recorded like a webhook, and handlers run as usual."""
     from rich.table import Table
 
-    from receiver.apiframe import ApiframeError
-    from receiver.runner import reconcile_once
+    from receiver.apiframe.client import ApiframeError
+    from receiver.services import reconcile_once
 
     window = _duration(since) if since is not None else None
     settings = load_settings(database_url=database_url, apiframe_url=api_url)
@@ -123,8 +123,8 @@ def prune(
     deliveries and dead tasks are kept."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from receiver.database import create_db_engine
-    from receiver.retention import prune as prune_old
+    from receiver.db.engine import create_db_engine
+    from receiver.db.retention import prune as prune_old
 
     age = _duration(older_than, "--older-than")
     settings = load_settings(database_url=database_url)
@@ -146,7 +146,7 @@ def _read_database(database_url: str | None, work: Callable[[Connection], _T]) -
     """Run ``work(connection)`` in one read transaction on the configured database."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from receiver.database import create_db_engine, normalize_url
+    from receiver.db.engine import create_db_engine, normalize_url
 
     settings = load_settings(database_url=database_url)
     try:
@@ -189,7 +189,7 @@ def jobs(
     from datetime import UTC, datetime
 
     from receiver.admin.queries import JOB_STATUSES, JobFilter, asset_counts, list_jobs
-    from receiver.admin.tables import jobs_table
+    from receiver.cli.tables import jobs_table
 
     wanted = None if status is None else status.upper()
     if wanted is not None and wanted not in JOB_STATUSES:
@@ -219,7 +219,7 @@ def jobs_show(
     """One job's timeline: its state, every delivery and its outcome, the handler tasks with
     each attempt and error, and the captured files."""
     from receiver.admin.queries import job_timeline
-    from receiver.admin.tables import timeline
+    from receiver.cli.tables import timeline
 
     found = _read_database(database_url, lambda connection: job_timeline(connection, job_id))
     if found is None:

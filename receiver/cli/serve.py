@@ -47,7 +47,7 @@ def serve(
     import uvicorn
 
     from receiver.app import create_app
-    from receiver.database import normalize_url
+    from receiver.db.engine import normalize_url
     from receiver.logs import configure_logging
 
     settings = load_settings(
@@ -99,7 +99,7 @@ def worker_command(
     import asyncio
 
     from receiver.logs import configure_logging
-    from receiver.standalone import run_worker_process
+    from receiver.queue.process import run_worker_process
 
     settings = load_settings(
         database_url=database_url, log_level=log_level, worker_concurrency=concurrency

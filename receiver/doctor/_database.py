@@ -9,11 +9,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-import receiver.migrations
-from receiver.database import create_db_engine, normalize_url, ping
+import receiver.db.migrations
+from receiver.db.engine import create_db_engine, normalize_url, ping
+from receiver.db.schema import HEAD, current_revision
 from receiver.doctor._result import Check, Status
 from receiver.errors import ConfigurationError
-from receiver.schema import HEAD, current_revision
 from receiver.settings import Settings
 
 __all__ = ["check_database"]
@@ -94,7 +94,7 @@ def _schema(engine: Engine, settings: Settings) -> Check:
         )
     if current == HEAD:
         return Check("schema", Status.OK, f"at revision {HEAD} (current)")
-    scripts = ScriptDirectory(str(Path(receiver.migrations.__file__).parent))
+    scripts = ScriptDirectory(str(Path(receiver.db.migrations.__file__).parent))
     if current is not None and current not in {s.revision for s in scripts.walk_revisions()}:
         return Check(
             "schema",

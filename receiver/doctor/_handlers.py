@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from receiver.doctor._result import Check, Status
 from receiver.errors import RegistryError
-from receiver.registry import load_handlers
+from receiver.queue.registry import load_handlers
 from receiver.settings import Settings
 
 __all__ = ["check_handlers"]

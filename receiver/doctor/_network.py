@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from receiver.apiframe import ApiframeClient, ApiframeError
+from receiver.apiframe.client import ApiframeClient, ApiframeError
 from receiver.doctor._result import Check, Status
 from receiver.doctor._settings import key_tail
 from receiver.settings import Settings

@@ -26,8 +26,8 @@ from handlers import (
 from handlers.download import CaptureIncomplete, DownloadHandler, DownloadOptions, find_assets
 from handlers.testing import MemoryAssets, event_from_payload, sample_names, sample_payload
 from storage import LocalStorage
-from tests.cdn import FakeCdn, Route
-from tests.media import media_bytes
+from tests.support.cdn import FakeCdn, Route
+from tests.support.media import media_bytes
 
 CDN_HOSTS = ("cdn2.apiframe.ai", "cdn.apiframe.ai")
 

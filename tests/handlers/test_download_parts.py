@@ -14,7 +14,7 @@ from handlers.download import DownloadOptions, find_assets
 from handlers.download._content import ContentMismatch, check_content, extension_for
 from handlers.download._options import render_key
 from handlers.testing import sample_names, sample_payload
-from tests.media import media_bytes
+from tests.support.media import media_bytes
 
 EXPECTED = {
     "completed-midjourney": ["image"] * 4 + ["grid"],

@@ -21,19 +21,19 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from handlers import Asset, Handler, HandlerContext, JobEvent, PermanentFailure, RetryLater
-from receiver.apiframe import ApiframeClient
-from receiver.committer import Committer
-from receiver.database import create_db_engine
-from receiver.intake import Arrival, Receipt, Recorder
+from receiver.apiframe.client import ApiframeClient
+from receiver.apiframe.signatures import Verifier
+from receiver.db.engine import create_db_engine
+from receiver.intake.group_commit import Committer
+from receiver.intake.recorder import Arrival, Receipt, Recorder
+from receiver.intake.webhook import WebhookEndpoint
 from receiver.metrics import Metrics, metrics_endpoint
-from receiver.reconcile import Reconciler
-from receiver.registry import load_handlers, subscriptions_for
-from receiver.runner import build_worker, http_client, running_worker
+from receiver.queue.registry import load_handlers, subscriptions_for
+from receiver.reconcile.reconciler import Reconciler
+from receiver.services import build_worker, http_client, running_worker
 from receiver.settings import Settings
-from receiver.signatures import Verifier
-from receiver.webhook import WebhookEndpoint
 from tests.conftest import API_KEY, OTHER_KEY, rows, sample, signed_headers, wait_until
-from tests.plugins import Recording
+from tests.support.plugins import Recording
 
 URL = "/webhooks/apiframe"
 WORKER = {

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from storage import Storage
-from tests import servers
+from tests.support import servers
 
 BUCKET = "framehook-test"
 

@@ -15,8 +15,8 @@ from storage._objectstore import PART_SIZE
 from storage.azure import AzureStorage
 from storage.gcs import GCSStorage
 from storage.s3 import S3Storage
-from tests import servers
 from tests.storage.conftest import BUCKET, read, run, stream
+from tests.support import servers
 
 MIB = 1024 * 1024
 CLOUD = ["s3", "nanio", "azure"]  # s3 is moto; nanio is S3 too, another implementation

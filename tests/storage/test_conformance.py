@@ -24,8 +24,8 @@ from storage import (
     from_url,
     register_scheme,
 )
-from tests.servers import GCS_EMULATOR_MISSING
 from tests.storage.conftest import read, run, stream
+from tests.support.servers import GCS_EMULATOR_MISSING
 
 BACKENDS = [
     "memory",

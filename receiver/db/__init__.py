@@ -1,0 +1,1 @@
+"""The database: engine and transactions, the models, migrations, checkpoints and retention."""

@@ -1,0 +1,1 @@
+"""Alembic environment and revisions for framehook's schema (run via ``receiver.db.schema``)."""

@@ -1,0 +1,240 @@
+"""The tables. Alembic owns the schema (``receiver/migrations``); these mirror it.
+
+``ledger`` is the permanent dedupe memory: one row per meaning, never pruned, so an event
+retried days later is still a duplicate after its raw delivery has been pruned.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "AssetRecord",
+    "Delivery",
+    "Job",
+    "LedgerEntry",
+    "Lora",
+    "Task",
+    "TaskAttempt",
+    "UTCDateTime",
+    "metadata",
+]
+
+metadata = SQLModel.metadata
+
+# SQLite autoincrements only a column declared exactly INTEGER PRIMARY KEY.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on every database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Job(SQLModel, table=True):
+    """One Apiframe job, as its events have moved it (see ``receiver.intake.job_state``)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_updated", "status", "updated_at"),
+        # The admin API's job list walks (created_at, id), newest first, page by page.
+        Index("ix_jobs_created_id", "created_at", "id"),
+        # The live feed (``/api/events``) asks for the jobs changed in the last seconds.
+        Index("ix_jobs_updated_at", "updated_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=200)
+    status: str = Field(max_length=16)
+    progress: int = 0
+    model: str | None = Field(default=None, max_length=200, index=True)
+    result: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = None
+    credit_cost: float | None = None
+    completed_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    # When reconciliation last asked Apiframe about this job (it asks again only after the
+    # modality's wait, so a stuck job costs one request per wait, not one per sweep).
+    polled_at: datetime | None = _ts(nullable=True)
+
+
+class Delivery(SQLModel, table=True):
+    """One verified request (or poll result) and what became of it."""
+
+    __tablename__ = "deliveries"
+
+    id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))
+    received_at: datetime = _ts(index=True)
+    source: str = Field(default="webhook", max_length=16)
+    request_id: str = Field(max_length=64)
+    job_id: str | None = Field(default=None, max_length=200, index=True)
+    # A LoRA training event's LoRA (``job_id`` is then empty): ``receiver.apiframe.loras``.
+    lora_id: str | None = Field(default=None, max_length=200, index=True)
+    event: str | None = Field(default=None, max_length=64)
+    header_event: str | None = Field(default=None, max_length=64)
+    event_mismatch: bool = False
+    outcome: str = Field(max_length=16, index=True)
+    dedupe_key: str | None = Field(default=None, max_length=300, index=True)
+    fingerprint: str = Field(max_length=64)
+    key_index: int | None = None
+    key_derivation: str | None = Field(default=None, max_length=8)
+    remote_addr: str | None = Field(default=None, max_length=64)
+    body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class Lora(SQLModel, table=True):
+    """One Apiframe LoRA training, as its webhooks and lookups have moved it
+    (``receiver.intake.lora_state``)."""
+
+    __tablename__ = "loras"
+    # Reconciliation looks for unfinished LoRAs silent for a while, and unconfirmed ones.
+    __table_args__ = (Index("ix_loras_status_updated", "status", "updated_at"),)
+
+    id: str = Field(primary_key=True, max_length=200)
+    status: str = Field(max_length=16)
+    name: str | None = Field(default=None, max_length=200)
+    trigger_word: str | None = Field(default=None, max_length=64)
+    error: str | None = None
+    completed_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    # When ``GET /v2/loras/:id`` last answered about it: earlier than ``updated_at`` means a
+    # webhook changed it since, and the lookup that confirms it is due.
+    polled_at: datetime | None = _ts(nullable=True)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """The first content seen under a dedupe key; the unique primary key is the dedupe."""
+
+    __tablename__ = "ledger"
+
+    key: str = Field(primary_key=True, max_length=300)
+    fingerprint: str = Field(max_length=64)
+    first_seen_at: datetime = _ts()
+
+
+class Task(SQLModel, table=True):
+    """One handler's run for one delivery: created with the delivery, run at least once."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("uq_tasks_delivery_handler", "delivery_id", "handler", unique=True),
+        # Queued tasks only, in the claim's ORDER BY order: the claim walks it and stops at
+        # LIMIT, whatever the planner's row estimates (a full index made it sort them all).
+        Index(
+            "ix_tasks_claim",
+            "priority",
+            "run_at",
+            "id",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        # Only running tasks have leases worth checking: a small partial index.
+        Index(
+            "ix_tasks_leases",
+            "lease_expires_at",
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
+        ),
+        Index("ix_tasks_job_handler", "job_id", "handler"),
+        # Dead tasks, for the dashboard and ``/api/tasks``: a partial index stays as small as
+        # the dead list, and a task's other transitions never touch it.
+        Index(
+            "ix_tasks_dead",
+            "id",
+            postgresql_where=text("status = 'dead'"),
+            sqlite_where=text("status = 'dead'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))
+    delivery_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    job_id: str | None = Field(default=None, max_length=200)
+    handler: str = Field(max_length=200)
+    event: str = Field(max_length=64)
+    status: str = Field(default="queued", max_length=16)
+    priority: int = 0
+    attempts: int = 0
+    run_at: datetime = _ts()
+    lease_expires_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = None
+    claimed_by: str | None = Field(default=None, max_length=100)
+    # Attempts before the last replay: the retry budget counts from here. ``attempts`` itself
+    # never goes back, because it is the fencing token of every claim.
+    attempt_offset: int = 0
+    finished_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class TaskAttempt(SQLModel, table=True):
+    """One run of a task: who ran it, how long, how it ended (the task's history)."""
+
+    __tablename__ = "task_attempts"
+
+    id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))
+    task_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    attempt: int
+    worker: str = Field(max_length=100)
+    started_at: datetime = _ts()
+    finished_at: datetime = _ts()
+    outcome: str = Field(max_length=16)
+    error: str | None = None
+
+
+class AssetRecord(SQLModel, table=True):
+    """One captured file (``handlers.Asset``): stored, checked, recorded once per position."""
+
+    __tablename__ = "assets"
+    # The dedupe of captures: two workers that raced (a lease that expired mid-download) or a
+    # replay store one record; the key is deterministic, so they also stored one object.
+    __table_args__ = (
+        Index("uq_assets_job_handler_position", "job_id", "handler", "position", unique=True),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))
+    job_id: str = Field(max_length=200)
+    handler: str = Field(max_length=200)
+    position: int
+    kind: str = Field(max_length=16)
+    source_url: str
+    key: str = Field(max_length=1024)
+    storage_uri: str
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    content_type: str | None = Field(default=None, max_length=200)
+    sha256: str = Field(max_length=64)
+    stored_at: datetime = _ts()

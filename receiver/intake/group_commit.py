@@ -1,0 +1,290 @@
+"""Group commit: many requests, one transaction, one flush; each request awaits its own commit.
+
+A durable commit costs an fsync (SQLite ``synchronous=FULL``) or a WAL flush (PostgreSQL).
+Paying it per request caps the receiver at the disk's flush rate, so requests that arrive while
+a commit is in flight wait for the next one, which takes them all. A request is answered only
+after the commit that holds it returned: batching changes the cost, never the promise. The
+number of waiting requests is bounded; past it the receiver sheds load with 503.
+
+Where the work runs depends on the database:
+
+* ``inline`` (SQLite): the event loop runs the batch's statements itself (microseconds, no
+  I/O until commit: the write lock is already held) and only ``BEGIN`` (which may wait for
+  another process's lock) and the commit (the fsync) go to a thread. One Python thread does
+  the Python work, so no time is lost handing the GIL back and forth.
+* threads (PostgreSQL): each writer runs whole transactions in a thread of its own, since every
+  statement is a network round trip the event loop must not wait for.
+
+Failure handling: a batch that fails as a whole is rolled back and its items are retried in a
+transaction each, so one bad item fails alone. A database that is down fails every item with
+``Unavailable`` (503: Apiframe tries again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection, RootTransaction
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from receiver.db.engine import IMMEDIATE, write_lock
+from receiver.errors import Unavailable
+from receiver.logs import get_logger
+
+__all__ = ["Committer"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_log = get_logger("framehook.committer")
+
+
+@dataclass(slots=True)
+class _Pending(Generic[T, R]):
+    item: T
+    future: asyncio.Future[R]
+
+
+def _is_outage(exc: BaseException) -> bool:
+    # SQLAlchemy's wrappers, or a driver's own (the intake's statements run on the DBAPI
+    # cursor): PEP 249 names the "database went away" classes the same in every driver.
+    if isinstance(exc, OperationalError | InterfaceError | TimeoutError):
+        return True
+    return any(c.__name__ in ("OperationalError", "InterfaceError") for c in type(exc).__mro__)
+
+
+def _as_unavailable(exc: BaseException) -> Unavailable:
+    # Either way the sender is told to retry (503): nothing it sent was acknowledged.
+    if _is_outage(exc):
+        return Unavailable("database_unavailable", "the database could not commit the event")
+    return Unavailable("intake_failed", "the event could not be recorded; see the server log")
+
+
+class _Writer:
+    """One writer's connection (kept between batches: a pool checkout and reset per batch
+    costs more than the batch), and the thread its blocking calls run on."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+        self._lock = write_lock(engine)
+        self._locked = False
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def begin(self) -> tuple[Connection, RootTransaction]:
+        """Take the process's SQLite write lock (if any) and begin; ``end`` releases it."""
+        if self._lock is not None:
+            self._lock.acquire()
+            self._locked = True
+        try:
+            if self._connection is None:
+                self._connection = self._engine.connect().execution_options(**IMMEDIATE)
+            return self._connection, self._connection.begin()
+        except BaseException:
+            self.end()
+            raise
+
+    def end(self) -> None:
+        """After the commit or rollback: let the next writer in."""
+        if self._locked and self._lock is not None:
+            self._locked = False
+            self._lock.release()
+
+    def drop(self) -> None:
+        """Forget the connection after a failure (rolling back); the next batch reconnects."""
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+        self.end()
+
+    def close(self) -> None:
+        self.drop()
+        self.thread.shutdown(wait=True)
+
+
+class Committer(Generic[T, R]):
+    """Runs ``work`` over batches of submitted items, committing once per batch.
+
+    Args:
+        work: records a batch on a connection inside an open transaction and returns one
+            result per item, in order; it must not commit.
+        writers: concurrent transactions (1 for SQLite, a few for PostgreSQL).
+        inline: run ``work`` on the event loop and only the commit in a thread (SQLite).
+        batch_max: most items in one transaction.
+        max_pending: items allowed to wait; past that ``submit`` raises ``Unavailable``.
+        wait_seconds: how long ``submit`` waits for the commit before giving up.
+        on_commit: called on the event loop with each committed batch's results.
+    """
+
+    def __init__(
+        self,
+        work: Callable[[Connection, Sequence[T]], list[R]],
+        *,
+        writers: int = 1,
+        inline: bool = False,
+        batch_max: int = 256,
+        max_pending: int = 4096,
+        wait_seconds: float = 10.0,
+        on_commit: Callable[[list[R]], None] | None = None,
+    ) -> None:
+        self._work = work
+        self._writers = writers
+        self._inline = inline
+        self._batch_max = batch_max
+        self._max_pending = max_pending
+        self._wait_seconds = wait_seconds
+        self._on_commit = on_commit
+        self._pending: deque[_Pending[T, R]] = deque()
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._accepting = False
+
+    @property
+    def pending(self) -> int:
+        """Items waiting for a writer (for metrics and load shedding)."""
+        return len(self._pending)
+
+    async def start(self, engine: Engine) -> None:
+        """Start the writers on ``engine`` (call from the event loop that will submit)."""
+        self._wake = asyncio.Event()
+        self._accepting = True
+        self._tasks = [
+            asyncio.create_task(self._run(_Writer(engine, f"framehook-writer-{n}")))
+            for n in range(self._writers)
+        ]
+
+    async def stop(self) -> None:
+        """Stop accepting, commit what is already queued, and stop the writers."""
+        self._accepting = False
+        if self._wake is not None:
+            self._wake.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def submit(self, item: T) -> R:
+        """Queue ``item`` and wait until the transaction holding it has committed.
+
+        Raises:
+            Unavailable: the queue is full (``overloaded``), the commit failed
+                (``database_unavailable``/``intake_failed``), did not finish in time
+                (``commit_timeout``), or the committer is stopping (``shutting_down``).
+        """
+        if not self._accepting or self._wake is None:
+            raise Unavailable("shutting_down", "framehook is shutting down")
+        if len(self._pending) >= self._max_pending:
+            raise Unavailable("overloaded", "too many events waiting to be committed")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(item, future))
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self._wait_seconds)
+        except TimeoutError:
+            # Nobody awaits it any more; consume its eventual outcome so none goes unreported.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            raise Unavailable("commit_timeout", "the database did not commit in time") from None
+
+    async def _run(self, writer: _Writer) -> None:
+        assert self._wake is not None
+        try:
+            while True:
+                if not self._pending:
+                    if not self._accepting:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                batch = [
+                    self._pending.popleft() for _ in range(min(self._batch_max, len(self._pending)))
+                ]
+                await self._commit(writer, batch)
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, writer.close)
+
+    async def _transaction(self, writer: _Writer, items: Sequence[T]) -> list[R]:
+        loop = asyncio.get_running_loop()
+        if not self._inline:
+            return await loop.run_in_executor(writer.thread, self._blocking, writer, items)
+        try:
+            # BEGIN IMMEDIATE may wait for another process's write lock: not on the loop.
+            connection, transaction = await loop.run_in_executor(writer.thread, writer.begin)
+            results = self._work(connection, items)
+        except Exception:
+            writer.drop()
+            raise
+        try:
+            # The commit (and its fsync) releases the GIL: the loop serves requests meanwhile.
+            await loop.run_in_executor(writer.thread, transaction.commit)
+        except Exception:
+            writer.drop()
+            raise
+        writer.end()
+        return results
+
+    def _blocking(self, writer: _Writer, items: Sequence[T]) -> list[R]:
+        try:
+            connection, transaction = writer.begin()
+            with transaction:
+                results = self._work(connection, items)
+        except Exception:
+            writer.drop()
+            raise
+        writer.end()
+        return results
+
+    async def _commit(self, writer: _Writer, batch: list[_Pending[T, R]]) -> None:
+        try:
+            results = await self._transaction(writer, [p.item for p in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                self._log_failure(exc)
+                self._settle(batch[0], error=_as_unavailable(exc))
+                return
+            _log.warning("batch failed; committing one by one", size=len(batch), error=repr(exc))
+            await self._one_by_one(writer, batch)
+            return
+        for pending, result in zip(batch, results, strict=True):
+            self._settle(pending, result)
+        self._committed(results)
+
+    async def _one_by_one(self, writer: _Writer, batch: list[_Pending[T, R]]) -> None:
+        for pending in batch:
+            try:
+                (result,) = await self._transaction(writer, [pending.item])
+            except Exception as exc:
+                self._log_failure(exc)
+                self._settle(pending, error=_as_unavailable(exc))
+            else:
+                self._settle(pending, result)
+                self._committed([result])
+
+    def _committed(self, results: list[R]) -> None:
+        if self._on_commit is not None:
+            try:
+                self._on_commit(results)
+            except Exception:
+                _log.exception("on_commit hook failed")
+
+    @staticmethod
+    def _log_failure(exc: BaseException) -> None:
+        _log.error("commit failed", error=repr(exc), exc_info=not isinstance(exc, DBAPIError))
+
+    @staticmethod
+    def _settle(
+        pending: _Pending[T, R], result: Any = None, error: BaseException | None = None
+    ) -> None:
+        # A request that gave up (timeout, disconnect) no longer listens.
+        if pending.future.done():
+            return
+        if error is None:
+            pending.future.set_result(result)
+        else:
+            pending.future.set_exception(error)

@@ -1,0 +1,127 @@
+"""The job state machine: pure, so any order of events can be checked against it.
+
+Status only moves forward (``QUEUED → PROCESSING → COMPLETED | FAILED | CANCELLED``) and
+progress never decreases. The first terminal event wins: a later, different terminal event is a
+``conflict`` and a progress after a terminal one is ``stale``; neither changes anything.
+A finished job reports progress 100 whatever ended it, so its state does not depend on which
+progress events happened to arrive before the terminal one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from receiver.apiframe.events import CompletedEvent, FailedEvent, ProgressEvent
+
+__all__ = ["TERMINAL", "JobState", "JobStatus", "Transition", "Verdict", "apply"]
+
+
+class JobStatus(StrEnum):
+    """Apiframe's job statuses."""
+
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+_OPEN_STATUSES = {JobStatus.QUEUED.value: JobStatus.QUEUED, "PROCESSING": JobStatus.PROCESSING}
+
+
+class Verdict(StrEnum):
+    """What an event did to its job."""
+
+    ACCEPTED = "accepted"
+    """It moved the job forward (or created it); handlers run."""
+    STALE = "stale"
+    """It arrived after something newer and changed nothing."""
+    CONFLICT = "conflict"
+    """It contradicts a terminal state already recorded; the first one stands."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """A job as framehook knows it (the mutable parts of the ``jobs`` row)."""
+
+    status: JobStatus = JobStatus.QUEUED
+    progress: int = 0
+    model: str | None = None
+    result: Any = None
+    error: str | None = None
+    credit_cost: float | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job has finished, one way or another."""
+        return self.status in TERMINAL
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The state after an event, and the event's verdict."""
+
+    state: JobState
+    verdict: Verdict
+
+
+def _progress(state: JobState, event: ProgressEvent) -> Transition:
+    if state.is_terminal:
+        return Transition(state, Verdict.STALE)
+    # A progress event says the job is at least queued or processing, never finished.
+    claimed = _OPEN_STATUSES.get((event.status or "").upper(), JobStatus.PROCESSING)
+    status = JobStatus.PROCESSING if JobStatus.PROCESSING in (state.status, claimed) else claimed
+    value = event.progress_value
+    progress = state.progress if value is None else max(state.progress, value)
+    new = replace(state, status=status, progress=progress, model=state.model or event.model)
+    return Transition(new, Verdict.ACCEPTED if new != state else Verdict.STALE)
+
+
+def _terminal(state: JobState, event: CompletedEvent | FailedEvent) -> Transition:
+    status = JobStatus.COMPLETED if isinstance(event, CompletedEvent) else JobStatus.FAILED
+    if state.is_terminal:
+        return Transition(state, Verdict.STALE if state.status is status else Verdict.CONFLICT)
+    new = replace(
+        state,
+        status=status,
+        progress=100,
+        model=state.model or event.model,
+        credit_cost=event.credit_cost,
+    )
+    if isinstance(event, CompletedEvent):
+        new = replace(new, result=event.result, completed_at=event.completed_at)
+    else:
+        new = replace(new, error=event.error)
+    return Transition(new, Verdict.ACCEPTED)
+
+
+def apply(
+    state: JobState | None, event: ProgressEvent | CompletedEvent | FailedEvent
+) -> Transition:
+    """Apply one event to a job.
+
+    Args:
+        state: the job as stored, or ``None`` when this is the first event seen for it.
+        event: a verified, parsed event for that job.
+
+    Returns:
+        The new state (equal to the old one unless the verdict is ``ACCEPTED``) and the verdict.
+    """
+    if state is None:
+        state = JobState()
+        fresh = True
+    else:
+        fresh = False
+    if isinstance(event, ProgressEvent):
+        transition = _progress(state, event)
+    else:
+        transition = _terminal(state, event)
+    if fresh:
+        # The first event seen for a job always creates its row, even if it adds nothing.
+        return Transition(transition.state, Verdict.ACCEPTED)
+    return transition

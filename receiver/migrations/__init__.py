@@ -1,1 +1,0 @@
-"""Alembic environment and revisions for framehook's schema (run via ``receiver.schema``)."""

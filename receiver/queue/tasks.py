@@ -1,0 +1,224 @@
+"""The task queue's operations on the ``tasks`` table: claim, renew, finish, release.
+
+A claim is ONE statement: ``UPDATE tasks ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED
+LIMIT n) RETURNING ...`` on PostgreSQL, so any number of workers share the table without
+coordinating (SQLite has one writer at a time; the same statement is atomic there). A claim
+takes a lease; a running task's worker renews it, and a task whose lease expired (its worker
+died or froze) is claimed again.
+
+Fencing: the attempt number is the lease's token. Every write a worker makes about its task
+says which attempt it is, and matches nothing once the task was claimed again: a worker that
+was frozen past its lease cannot overwrite the newer attempt's outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, or_, select, update
+
+from handlers import JobEvent
+from receiver.db.engine import IMMEDIATE, write_transaction, writing
+from receiver.db.models import Task, metadata
+from receiver.db.sql.tasks import AttemptOutcome, TaskSql
+
+__all__ = ["AttemptOutcome", "ClaimedTask", "TaskQueue", "attempt_outcome"]
+
+_tasks = metadata.tables[Task.__tablename__]
+
+LEASE_EXPIRED = "lease expired: the worker running it stopped renewing (killed or frozen)"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """A task this worker now holds, with what its handler needs.
+
+    ``event`` is ``None`` when the delivery's raw body is gone (pruned): nothing to run.
+    """
+
+    id: int
+    handler: str
+    attempt: int
+    started_at: datetime
+    event: JobEvent | None
+    budget_attempt: int = 0
+    """The attempt number within the retry budget (since the last replay)."""
+
+
+def attempt_outcome(
+    task: ClaimedTask, outcome: str, error: str | None = None, run_at: datetime | None = None
+) -> AttemptOutcome:
+    """The record of ``task``'s attempt ending in ``outcome`` (``succeeded``, ``dead``, or
+    ``retry`` at ``run_at``)."""
+    return AttemptOutcome(
+        task_id=task.id,
+        attempt=task.attempt,
+        status="queued" if outcome == "retry" else outcome,
+        outcome=outcome,
+        started_at=task.started_at,
+        error=error,
+        run_at=run_at,
+    )
+
+
+class TaskQueue:
+    """Task operations for one worker.
+
+    Args:
+        engine: the database.
+        worker: this worker's name (stored on claims and attempts).
+        lease_seconds: how long a claim holds without renewal.
+        max_attempts: a task whose lease expired this many times is dead, not claimed again.
+    """
+
+    def __init__(
+        self, engine: Engine, worker: str, lease_seconds: float = 30.0, max_attempts: int = 8
+    ) -> None:
+        self.engine = engine
+        self.worker = worker
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+        self._sql = TaskSql(engine.dialect.name)
+
+    def claim(self, handlers: Collection[str], limit: int, now: datetime) -> list[ClaimedTask]:
+        """Claim up to ``limit`` due tasks for ``handlers``: terminal events first, then oldest.
+
+        The claim walks the partial index ``ix_tasks_claim`` (queued tasks in claim order) and
+        stops at LIMIT. Tasks whose lease expired come back through ``reclaim_expired``.
+        """
+        with (
+            self.engine.connect().execution_options(**IMMEDIATE) as connection,
+            write_transaction(connection),
+        ):
+            cursor = connection.connection.cursor()
+            try:
+                rows = self._sql.claim(cursor, handlers, limit, now, now + self.lease, self.worker)
+                # In the same transaction: one checkout and no second BEGIN per claim.
+                names = {r.delivery_id: r.event for r in rows}
+                events = self._sql.events(cursor, set(names), names)
+            finally:
+                cursor.close()
+        return [
+            ClaimedTask(
+                r.id,
+                r.handler,
+                r.attempts,
+                now,
+                events.get(r.delivery_id),
+                r.attempts - r.attempt_offset,
+            )
+            for r in rows
+        ]
+
+    def reclaim_expired(self, handlers: Collection[str], now: datetime) -> int:
+        """Queue again the tasks whose lease expired (their worker died or froze).
+
+        The attempt is not given back: the next claim counts up, which fences the lost worker.
+        A partial index over running tasks keeps this cheap; workers run it periodically.
+        """
+        t = _tasks
+        expired = (
+            select(t.c.id)
+            .where(
+                t.c.status == "running",
+                t.c.lease_expires_at < now,
+                t.c.attempts - t.c.attempt_offset < self.max_attempts,
+                t.c.handler.in_(list(handlers)),
+            )
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        reclaim = (
+            update(t)
+            .where(t.c.id.in_(expired))
+            .values(status="queued", run_at=now, lease_expires_at=None, last_error=LEASE_EXPIRED)
+        )
+        with writing(self.engine) as connection:
+            return connection.execute(reclaim).rowcount
+
+    def renew(self, held: Sequence[tuple[int, int]], now: datetime) -> int:
+        """Extend the leases of ``(task id, attempt)`` pairs still ours; return how many."""
+        if not held:
+            return 0
+        t = _tasks
+        statement = (
+            update(t)
+            .where(
+                t.c.status == "running",
+                or_(*(and_(t.c.id == i, t.c.attempts == a) for i, a in held)),
+            )
+            .values(lease_expires_at=now + self.lease)
+        )
+        with writing(self.engine) as connection:
+            return connection.execute(statement).rowcount
+
+    def finish(
+        self,
+        task: ClaimedTask,
+        outcome: str,
+        now: datetime,
+        error: str | None = None,
+        run_at: datetime | None = None,
+    ) -> bool:
+        """Record how an attempt ended: ``succeeded``, ``retry`` (again at ``run_at``) or
+        ``dead``. Returns False, writing nothing, if the task is no longer this attempt's."""
+        return task.id in self.finish_many([attempt_outcome(task, outcome, error, run_at)], now)
+
+    def finish_many(self, outcomes: Sequence[AttemptOutcome], now: datetime) -> set[int]:
+        """Record many outcomes in one transaction; return the ids of the tasks whose outcome
+        was kept (the others were claimed again meanwhile: fenced, nothing written)."""
+        if not outcomes:
+            return set()
+        with writing(self.engine) as connection:
+            cursor = connection.connection.cursor()
+            try:
+                return self._sql.finish(cursor, outcomes, self.worker, now)
+            finally:
+                cursor.close()
+
+    def release(self, task: ClaimedTask, now: datetime) -> bool:
+        """Give a task back unrun (shutdown): queued again at once, the attempt not counted."""
+        t = _tasks
+        statement = (
+            update(t)
+            .where(t.c.id == task.id, t.c.attempts == task.attempt, t.c.status == "running")
+            .values(
+                status="queued",
+                attempts=t.c.attempts - 1,
+                run_at=now,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+        with writing(self.engine) as connection:
+            return connection.execute(statement).rowcount == 1
+
+    def bury_exhausted(self, now: datetime) -> int:
+        """Park tasks whose lease expired on their last allowed attempt as dead."""
+        t = _tasks
+        statement = (
+            update(t)
+            .where(
+                t.c.status == "running",
+                t.c.lease_expires_at < now,
+                t.c.attempts - t.c.attempt_offset >= self.max_attempts,
+            )
+            .values(
+                status="dead",
+                finished_at=now,
+                updated_at=now,
+                lease_expires_at=None,
+                last_error=LEASE_EXPIRED,
+            )
+        )
+        with writing(self.engine) as connection:
+            return connection.execute(statement).rowcount
+
+    def next_due(self, handlers: Collection[str]) -> datetime | None:
+        """When the earliest queued task for ``handlers`` becomes due (to sleep until then)."""
+        t = _tasks
+        query = select(t.c.run_at).where(t.c.status == "queued", t.c.handler.in_(list(handlers)))
+        with self.engine.connect() as connection:
+            return connection.execute(query.order_by(t.c.run_at).limit(1)).scalar()
