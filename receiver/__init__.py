@@ -1,5 +1,6 @@
 """framehook's receiver: verifies, dedupes and durably records Apiframe webhooks."""
 
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from receiver.apiframe.signatures import Derivation, SignatureMatch, Verifier, sign
@@ -31,9 +32,15 @@ __all__ = [
     "SignatureRejected",
     "Unavailable",
     "Verifier",
+    "__version__",
     "create_app",
     "sign",
 ]
+
+try:
+    __version__ = importlib.metadata.version("framehook")
+except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str) -> Any:

@@ -7,38 +7,30 @@ second terminal event, any reordering or a reconciliation poll can never charge 
 Totals group by the job's model, or by the UTC day it ended (Apiframe's ``completedAt``, else
 when framehook recorded the end). A completed event without ``creditCost`` counts 0.
 
-``framehook credits`` calls :func:`run_credits`; ``GET /api/credits`` and the dashboard read
+``framehook credits`` (``receiver.cli.credits``), ``GET /api/credits`` and the dashboard read
 :func:`credit_totals`; ``framehook_credits_total{model}`` counts the same charges as they are
-accepted (:func:`count_charges`).
+accepted (``receiver.intake.charges``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, String, and_, case, func, select
 
-from receiver.apiframe.events import CompletedEvent
 from receiver.db.models import Job, metadata
-from receiver.intake.recorder import Arrival, Outcome, Receipt
 
 if TYPE_CHECKING:
-    from receiver.metrics import Metrics
-    from receiver.settings import Settings
+    pass
 
 __all__ = [
     "GROUPINGS",
     "CreditRow",
     "CreditTotals",
-    "charge_of",
-    "count_charges",
     "credit_totals",
     "grouping",
-    "render_credits",
-    "run_credits",
 ]
 
 Grouping = Literal["model", "day"]
@@ -145,83 +137,3 @@ def credit_totals(
     else:
         rows.sort(key=lambda r: r.key or "")
     return CreditTotals(by, since, rows)
-
-
-def _amount(value: float) -> str:
-    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
-
-
-def render_credits(totals: CreditTotals) -> str:
-    """The ledger as a plain-text table, with a total line (what ``framehook credits`` prints)."""
-    window = f" since {totals.since:%Y-%m-%d %H:%M} UTC" if totals.since is not None else ""
-    if not totals.rows:
-        return f"no completed or failed jobs{window}\n"
-    header = (totals.by.upper(), "COMPLETED", "FAILED", "CREDITS")
-    lines = [
-        (r.key or "(unknown)", str(r.completed), str(r.failed), _amount(r.credits))
-        for r in totals.rows
-    ]
-    total = totals.total
-    lines.append(("total", str(total.completed), str(total.failed), _amount(total.credits)))
-    width = [max(len(row[n]) for row in (header, *lines)) for n in range(4)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        first = cells[0].ljust(width[0])
-        rest = "  ".join(c.rjust(w) for c, w in zip(cells[1:], width[1:], strict=True))
-        return f"{first}  {rest}"
-
-    rule = "-" * len(line(header))
-    body = [line(header), *(line(c) for c in lines[:-1]), rule, line(lines[-1])]
-    return "\n".join(body) + f"\n\ncredits charged by jobs that ended{window or ' (all time)'}\n"
-
-
-def run_credits(settings: Settings, since: timedelta | None = None, by: str = "model") -> str:
-    """``framehook credits [--since 7d] [--by model|day]``: the ledger of the configured
-    database (``FRAMEHOOK_DATABASE_URL``) as the table to print.
-
-    Args:
-        settings: the configuration (only ``database_url`` is used).
-        since: how far back to look; everything when ``None``.
-        by: ``model`` or ``day``.
-
-    Raises:
-        ValueError: ``by`` is neither ``model`` nor ``day``, or ``since`` is negative.
-        sqlalchemy.exc.SQLAlchemyError: the database cannot be read.
-    """
-    from receiver.db.engine import create_db_engine
-
-    grouped = grouping(by)
-    if since is not None and since < timedelta(0):
-        raise ValueError("--since must not be negative")
-    start = None if since is None else datetime.now(UTC) - since
-    engine = create_db_engine(settings.database_url, pool_size=1)
-    try:
-        with engine.connect() as connection:
-            totals = credit_totals(connection, start, grouped)
-    finally:
-        engine.dispose()
-    return render_credits(totals)
-
-
-def charge_of(arrival: Arrival, receipt: Receipt) -> tuple[str | None, float] | None:
-    """``(model, credits)`` if recording ``arrival`` charged its job, else ``None``.
-
-    Only an accepted ``completed`` event charges: it is the job's first terminal event, which
-    happens once per job whatever arrives after it.
-    """
-    event = arrival.parsed.event
-    if receipt.outcome is not Outcome.ACCEPTED or not isinstance(event, CompletedEvent):
-        return None
-    if event.credit_cost is None or event.credit_cost <= 0:
-        return None
-    return receipt.model or event.model, event.credit_cost
-
-
-def count_charges(metrics: Metrics | None, recorded: Iterable[tuple[Arrival, Receipt]]) -> None:
-    """Count the credits charged by these recorded arrivals in ``framehook_credits_total``."""
-    if metrics is None:
-        return
-    for arrival, receipt in recorded:
-        charge = charge_of(arrival, receipt)
-        if charge is not None:
-            metrics.credit(*charge)

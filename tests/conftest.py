@@ -4,10 +4,7 @@ a running app, and signed requests."""
 from __future__ import annotations
 
 import os
-import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,43 +12,11 @@ import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 from starlette.testclient import TestClient
 
-from receiver import Settings, create_app, sign
-from receiver.apiframe.signatures import Derivation
+from receiver import Settings, create_app
 from receiver.db.engine import create_db_engine
-from receiver.db.models import metadata
 from receiver.db.schema import upgrade
-
-API_KEY = "afk_test_primary_0000000000000000000000000000"
-OTHER_KEY = "afk_test_rotated_111111111111111111111111111"
-SAMPLES = Path(__file__).resolve().parents[1] / "handlers" / "samples"
-# Every table, so a new one is emptied between tests too (alembic_version is not a model).
-TABLES = tuple(sorted(metadata.tables))
-
-
-def sample(name: str) -> bytes:
-    """The bytes of a shipped Apiframe sample body (``handlers/samples/<name>.json``)."""
-    return (SAMPLES / f"{name}.json").read_bytes()
-
-
-def sample_names() -> list[str]:
-    """Every shipped sample body's name."""
-    return sorted(p.stem for p in SAMPLES.glob("*.json"))
-
-
-def signed_headers(
-    body: bytes,
-    key: str = API_KEY,
-    event: str | None = None,
-    derivation: Derivation = Derivation.DIGEST,
-) -> dict[str, str]:
-    """Headers Apiframe would send with ``body``."""
-    headers = {
-        "X-Webhook-Signature": sign(body, key, derivation),
-        "Content-Type": "application/json",
-    }
-    if event is not None:
-        headers["X-Webhook-Event"] = event
-    return headers
+from tests.support.database import TABLES, scratch_postgres
+from tests.support.webhooks import API_KEY
 
 
 @pytest.fixture(scope="session")
@@ -72,32 +37,6 @@ def postgres_server_url() -> str:
             pytest.fail(f"PostgreSQL unreachable at FRAMEHOOK_TEST_POSTGRES_URL: {exc}")
         pytest.skip(f"PostgreSQL unreachable: {exc}")
     return url
-
-
-def postgres_admin(server_url: str) -> Engine:
-    """An autocommit engine on the test server, for CREATE/ALTER/DROP DATABASE."""
-    server = make_url(server_url).set(drivername="postgresql+psycopg")
-    return create_engine(server, isolation_level="AUTOCOMMIT")
-
-
-@contextmanager
-def scratch_postgres(server_url: str, prefix: str) -> Iterator[tuple[str, str]]:
-    """A new, migrated PostgreSQL database (URL, name), dropped on exit whatever its state."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = postgres_admin(server_url)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    try:
-        engine = create_db_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url, name
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -184,19 +123,3 @@ def db(database_url: str) -> Iterator[Engine]:
     engine = create_db_engine(database_url)
     yield engine
     engine.dispose()
-
-
-def rows(engine: Engine, sql: str, **params: Any) -> list[Any]:
-    """All rows of a query (for assertions)."""
-    with engine.connect() as connection:
-        return list(connection.execute(text(sql), params))
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Poll ``check`` every 20 ms until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import sample, signed_headers
 from tests.support.processes import Server, framehook_env
+from tests.support.webhooks import sample, signed_headers
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "framehook-manifest"

@@ -6,20 +6,17 @@ completed jobs, and how many completed and failed (refunded), per model or per U
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
 from receiver.admin.paging import BadQuery, parse_choice, parse_time
 from receiver.credits import GROUPINGS, CreditRow, CreditTotals, credit_totals, grouping
+from receiver.durations import parse_age
 
 __all__ = ["credits_query", "credits_view", "parse_since"]
-
-_DURATION = re.compile(r"^(\d{1,9})([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
@@ -30,12 +27,12 @@ def parse_since(value: str | None, now: datetime | None = None) -> datetime | No
     """
     if value is None:
         return None
-    found = _DURATION.match(value.strip().lower())
-    if found is None:
-        return parse_time(value, "since")
-    seconds = int(found.group(1)) * _UNITS[found.group(2)]
     try:
-        return (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+        age = parse_age(value)
+    except ValueError:
+        return parse_time(value, "since")
+    try:
+        return (now or datetime.now(UTC)) - age
     except OverflowError:
         raise BadQuery("bad_since", f"since {value!r} reaches back before year 1") from None
 

@@ -12,6 +12,7 @@ from typing import Any
 from receiver.admin.paging import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
 from receiver.admin.queries import JOB_STATUSES, OUTCOMES, TASK_STATUSES
 from receiver.credits import GROUPINGS
+from receiver.durations import AGE_PATTERN
 
 __all__ = ["OPENAPI"]
 
@@ -366,7 +367,7 @@ _PATHS: dict[str, Schema] = {
                 _query(
                     "since",
                     "Jobs that ended at or after this: ISO 8601, or an age such as 7d, 24h, 30m.",
-                    {"anyOf": [_TIME, {"type": "string", "pattern": "^[0-9]{1,5}[smhd]$"}]},
+                    {"anyOf": [_TIME, {"type": "string", "pattern": AGE_PATTERN}]},
                 ),
                 _query("until", "Jobs that ended before this (ISO 8601).", _TIME),
             ],

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Select, and_, func, or_, select
 
 from receiver.admin.views import asset_view, attempt_view, delivery_view, job_view, task_view
 from receiver.db.models import AssetRecord, Delivery, Job, Task, TaskAttempt, metadata
-from receiver.intake.recorder import Outcome
+from receiver.intake.recorder import DeliveryOutcome
 
 __all__ = [
     "JOB_STATUSES",
@@ -42,7 +42,7 @@ __all__ = [
 
 JOB_STATUSES = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED")
 TASK_STATUSES = ("queued", "running", "succeeded", "dead", "superseded")
-OUTCOMES = tuple(o.value for o in Outcome)
+OUTCOMES = tuple(o.value for o in DeliveryOutcome)
 
 _jobs = metadata.tables[Job.__tablename__]
 _deliveries = metadata.tables[Delivery.__tablename__]

@@ -17,8 +17,11 @@ process does not carry them.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from receiver import __version__
 from receiver.cli import credits, db, dev, doctor, jobs, serve
 
 __all__ = ["app", "main"]
@@ -30,6 +33,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"framehook {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Receive, verify, store and act on Apiframe v2 webhooks."""
+
+
 app.command("serve")(serve.serve)
 app.command("worker")(serve.worker_command)
 app.command("replay")(jobs.replay)

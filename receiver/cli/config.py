@@ -6,15 +6,17 @@ on standard error and exits 2 (usage, configuration) or 1 (the work itself faile
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from receiver.durations import parse_age
 from receiver.settings import Settings
 
-__all__ = ["err", "fail", "load_settings"]
+__all__ = ["age_option", "err", "fail", "load_settings"]
 
 err = Console(stderr=True, highlight=False)
 """Standard error: progress and errors go here, so standard output stays the command's answer."""
@@ -40,3 +42,11 @@ def load_settings(**overrides: Any) -> Settings:
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         raise fail(f"invalid configuration: {problems}") from None
+
+
+def age_option(text: str, option: str = "--since") -> timedelta:
+    """An age given to ``option`` (``90s``, ``30m``, ``2h``, ``7d``), or a usage error naming it."""
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise fail(f"{option} {exc}") from None

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from receiver.cli.config import fail, load_settings
-from receiver.cli.jobs import _duration
+from receiver.cli.config import age_option, fail, load_settings
 from receiver.errors import FramehookError
 
-__all__ = ["credits_command"]
+if TYPE_CHECKING:
+    from receiver.credits import CreditTotals
+    from receiver.settings import Settings
+
+__all__ = ["credits_command", "render_credits", "run_credits"]
 
 
 def credits_command(
@@ -23,11 +27,9 @@ def credits_command(
     """Credits charged by completed jobs (failed ones are refunded), with a total."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from receiver.credits import run_credits
-
     if by not in ("model", "day"):
         raise fail(f"--by {by!r}: expected model or day")
-    age = None if since is None else _duration(since)
+    age = None if since is None else age_option(since)
     settings = load_settings(database_url=database_url)
     try:
         typer.echo(run_credits(settings, age, by), nl=False)
@@ -35,3 +37,60 @@ def credits_command(
         raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
         raise fail(f"database error: {exc.__class__.__name__}") from None
+
+
+def _amount(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
+
+
+def render_credits(totals: CreditTotals) -> str:
+    """The ledger as a plain-text table, with a total line (what ``framehook credits`` prints)."""
+    window = f" since {totals.since:%Y-%m-%d %H:%M} UTC" if totals.since is not None else ""
+    if not totals.rows:
+        return f"no completed or failed jobs{window}\n"
+    header = (totals.by.upper(), "COMPLETED", "FAILED", "CREDITS")
+    lines = [
+        (r.key or "(unknown)", str(r.completed), str(r.failed), _amount(r.credits))
+        for r in totals.rows
+    ]
+    total = totals.total
+    lines.append(("total", str(total.completed), str(total.failed), _amount(total.credits)))
+    width = [max(len(row[n]) for row in (header, *lines)) for n in range(4)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        first = cells[0].ljust(width[0])
+        rest = "  ".join(c.rjust(w) for c, w in zip(cells[1:], width[1:], strict=True))
+        return f"{first}  {rest}"
+
+    rule = "-" * len(line(header))
+    body = [line(header), *(line(c) for c in lines[:-1]), rule, line(lines[-1])]
+    return "\n".join(body) + f"\n\ncredits charged by jobs that ended{window or ' (all time)'}\n"
+
+
+def run_credits(settings: Settings, since: timedelta | None = None, by: str = "model") -> str:
+    """``framehook credits [--since 7d] [--by model|day]``: the ledger of the configured
+    database (``FRAMEHOOK_DATABASE_URL``) as the table to print.
+
+    Args:
+        settings: the configuration (only ``database_url`` is used).
+        since: how far back to look; everything when ``None``.
+        by: ``model`` or ``day``.
+
+    Raises:
+        ValueError: ``by`` is neither ``model`` nor ``day``, or ``since`` is negative.
+        sqlalchemy.exc.SQLAlchemyError: the database cannot be read.
+    """
+    from receiver.credits import credit_totals, grouping
+    from receiver.db.engine import create_db_engine
+
+    grouped = grouping(by)
+    if since is not None and since < timedelta(0):
+        raise ValueError("--since must not be negative")
+    start = None if since is None else datetime.now(UTC) - since
+    engine = create_db_engine(settings.database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            totals = credit_totals(connection, start, grouped)
+    finally:
+        engine.dispose()
+    return render_credits(totals)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
-from receiver.cli.config import err, fail, load_settings
+from receiver.cli.config import age_option, err, fail, load_settings
 from receiver.errors import FramehookError
 
 if TYPE_CHECKING:
@@ -27,21 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["jobs", "jobs_app", "jobs_show", "prune", "reconcile", "replay"]
 
 _T = TypeVar("_T")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration(text: str, option: str = "--since") -> timedelta:
-    """``90s``, ``30m``, ``2h``, ``7d`` (a bare number is seconds)."""
-    value = text.strip().lower()
-    unit = value[-1] if value and value[-1] in _UNITS else "s"
-    number = value[:-1] if value and value[-1] in _UNITS else value
-    try:
-        seconds = float(number) * _UNITS[unit]
-    except ValueError:
-        raise fail(f"{option} {text!r}: expected a duration such as 90s, 30m, 2h or 7d") from None
-    if seconds < 0:
-        raise fail(f"{option} {text!r}: must not be negative")
-    return timedelta(seconds=seconds)
 
 
 def replay(
@@ -97,7 +81,7 @@ def reconcile(
     from receiver.apiframe.client import ApiframeError
     from receiver.services import reconcile_once
 
-    window = _duration(since) if since is not None else None
+    window = age_option(since) if since is not None else None
     settings = load_settings(database_url=database_url, apiframe_url=api_url)
     try:
         report = asyncio.run(reconcile_once(settings, window))
@@ -126,7 +110,7 @@ def prune(
     from receiver.db.engine import create_db_engine
     from receiver.db.retention import prune as prune_old
 
-    age = _duration(older_than, "--older-than")
+    age = age_option(older_than, "--older-than")
     settings = load_settings(database_url=database_url)
     try:
         engine = create_db_engine(settings.database_url, pool_size=1)
@@ -195,7 +179,7 @@ def jobs(
     if wanted is not None and wanted not in JOB_STATUSES:
         raise fail(f"--status {status!r}: say one of {', '.join(JOB_STATUSES)}")
     now = datetime.now(UTC)
-    where = JobFilter(wanted, model, now - _duration(since) if since is not None else None)
+    where = JobFilter(wanted, model, now - age_option(since) if since is not None else None)
 
     def read(connection: Connection) -> tuple[Page, dict[str, int]]:
         page = list_jobs(connection, where, limit)

@@ -1,4 +1,4 @@
-"""The tables. Alembic owns the schema (``receiver/migrations``); these mirror it.
+"""The tables. Alembic owns the schema (``receiver/db/migrations``); these mirror it.
 
 ``ledger`` is the permanent dedupe memory: one row per meaning, never pruned, so an event
 retried days later is still a duplicate after its raw delivery has been pruned.
@@ -7,6 +7,7 @@ retried days later is still a duplicate after its raw delivery has been pruned.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -31,6 +32,7 @@ __all__ = [
     "Lora",
     "Task",
     "TaskAttempt",
+    "TaskStatus",
     "UTCDateTime",
     "metadata",
 ]
@@ -147,6 +149,16 @@ class LedgerEntry(SQLModel, table=True):
     first_seen_at: datetime = _ts()
 
 
+class TaskStatus(StrEnum):
+    """Where a task is in its life (``tasks.status``); only ``queued`` and ``running`` change."""
+
+    QUEUED = "queued"  #: waiting for its ``run_at``, then for a worker to claim it
+    RUNNING = "running"  #: claimed: a worker holds its lease and runs the handler
+    SUCCEEDED = "succeeded"  #: the handler returned
+    DEAD = "dead"  #: failed permanently or out of attempts: parked until replayed
+    SUPERSEDED = "superseded"  #: a queued progress task made pointless by a newer event
+
+
 class Task(SQLModel, table=True):
     """One handler's run for one delivery: created with the delivery, run at least once."""
 
@@ -186,7 +198,7 @@ class Task(SQLModel, table=True):
     job_id: str | None = Field(default=None, max_length=200)
     handler: str = Field(max_length=200)
     event: str = Field(max_length=64)
-    status: str = Field(default="queued", max_length=16)
+    status: str = Field(default=TaskStatus.QUEUED.value, max_length=16)
     priority: int = 0
     attempts: int = 0
     run_at: datetime = _ts()

@@ -30,7 +30,7 @@ from receiver.dev.live import JobView, read_jobs
 from receiver.dev.loopback import LoopbackServer, loopback_settings, serve_loopback
 from receiver.logs import configure_logging
 
-__all__ = ["Chaos", "Outcome", "run_simulation"]
+__all__ = ["Chaos", "JobReckoning", "run_simulation"]
 
 # Round-robin over the modalities: route and model.
 MIX = (
@@ -57,7 +57,7 @@ class Chaos:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class JobReckoning:
     """One job: what the fake's API says, and what the receiver has."""
 
     job_id: str
@@ -98,7 +98,7 @@ def _settled(views: dict[str, JobView], expected: dict[str, tuple[str, str, int]
 
 async def _simulate(
     directory: Path, jobs: int, chaos: Chaos, seconds: float, console: Console
-) -> tuple[list[Outcome], Counter[str]]:
+) -> tuple[list[JobReckoning], Counter[str]]:
     api_key = f"afk_sim_{secrets.token_hex(16)}"
     behaviour = Behaviour(
         step_seconds=chaos.step_seconds,
@@ -162,7 +162,7 @@ async def _simulate(
             view = views.get(job_id)
             actual = view.status if view else "(unknown)"
             got = len(view.files) if view else 0
-            outcomes.append(Outcome(job_id, model, status, files, actual, got))
+            outcomes.append(JobReckoning(job_id, model, status, files, actual, got))
         sent: Counter[str] = Counter()
         for delivery in fake.deliveries:
             sent["webhooks"] += 1
@@ -180,7 +180,7 @@ async def _simulate(
             engine.dispose()
 
 
-def _report(console: Console, outcomes: list[Outcome], sent: Counter[str]) -> None:
+def _report(console: Console, outcomes: list[JobReckoning], sent: Counter[str]) -> None:
     console.print(
         f"webhooks: {sent['webhooks']} deliveries, {sent['duplicate']} duplicated, "
         f"{sent['reordered']} reordered, {sent['delayed']} delayed, {sent['dropped']} dropped"

@@ -13,10 +13,10 @@ from enum import StrEnum
 from receiver.apiframe.events import ParsedBody
 from receiver.apiframe.signatures import SignatureMatch
 
-__all__ = ["Arrival", "Outcome", "Receipt", "Subscription"]
+__all__ = ["Arrival", "DeliveryOutcome", "Receipt", "Subscription"]
 
 
-class Outcome(StrEnum):
+class DeliveryOutcome(StrEnum):
     """What became of a delivery; stored on it and answered to the sender."""
 
     ACCEPTED = "accepted"
@@ -29,7 +29,7 @@ class Outcome(StrEnum):
     @property
     def is_new(self) -> bool:
         """Whether the sender is told it was new (202) rather than already had (200)."""
-        return self not in (Outcome.DUPLICATE, Outcome.CONFLICT)
+        return self not in (DeliveryOutcome.DUPLICATE, DeliveryOutcome.CONFLICT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ class Receipt:
     the LoRA of a LoRA event.
     """
 
-    outcome: Outcome
+    outcome: DeliveryOutcome
     delivery_id: int
     job_id: str | None
     tasks: int = 0

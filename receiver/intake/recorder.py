@@ -22,11 +22,11 @@ from receiver.apiframe.events import CompletedEvent, FailedEvent, Kind, Progress
 from receiver.apiframe.loras import LoraNotice, lora_event_name
 from receiver.db.sql.intake import IntakeSql, JobRow
 from receiver.db.sql.loras import LoraSql
-from receiver.intake.arrivals import Arrival, Outcome, Receipt, Subscription
+from receiver.intake.arrivals import Arrival, DeliveryOutcome, Receipt, Subscription
 from receiver.intake.job_state import JobState, JobStatus, Verdict, apply
 from receiver.intake.lora_state import LoraState, apply_lora
 
-__all__ = ["Arrival", "Outcome", "Receipt", "Recorder", "Subscription"]
+__all__ = ["Arrival", "DeliveryOutcome", "Receipt", "Recorder", "Subscription"]
 
 Event = ProgressEvent | CompletedEvent | FailedEvent
 
@@ -73,13 +73,13 @@ class Recorder:
             cursor.close()
 
     def _record(self, cursor: Any, arrivals: Sequence[Arrival]) -> list[Receipt]:
-        outcomes: list[Outcome] = [Outcome.MALFORMED] * len(arrivals)
+        outcomes: list[DeliveryOutcome] = [DeliveryOutcome.MALFORMED] * len(arrivals)
         # Each arrival's timestamp in the database's format, computed once.
         stamps = [self._sql.ts(a.received_at) for a in arrivals]
         fresh = self._claim(cursor, arrivals, stamps, outcomes)
         for i in fresh:
             if arrivals[i].parsed.event is None and arrivals[i].parsed.lora is None:
-                outcomes[i] = Outcome.UNRECOGNIZED
+                outcomes[i] = DeliveryOutcome.UNRECOGNIZED
         movers = [i for i in fresh if arrivals[i].parsed.event is not None]
         models = self._move(cursor, arrivals, stamps, movers, outcomes) if movers else {}
         # Job rows first, then LoRA rows: every writer locks in that order.
@@ -88,7 +88,7 @@ class Recorder:
             notices = [(n, stamps[i]) for i in trainings if (n := arrivals[i].parsed.lora)]
             verdicts = move_loras(self._loras, cursor, notices)
             for i, verdict in zip(trainings, verdicts, strict=True):
-                outcomes[i] = Outcome(verdict.value)
+                outcomes[i] = DeliveryOutcome(verdict.value)
         rows = [
             self._delivery_row(a, s, o) for a, s, o in zip(arrivals, stamps, outcomes, strict=True)
         ]
@@ -113,7 +113,7 @@ class Recorder:
         cursor: Any,
         arrivals: Sequence[Arrival],
         stamps: Sequence[Any],
-        outcomes: list[Outcome],
+        outcomes: list[DeliveryOutcome],
     ) -> list[int]:
         """Claim dedupe keys; mark repeats; return the indexes of first-seen arrivals."""
         keyed = [
@@ -141,7 +141,7 @@ class Recorder:
                 fresh.append(i)
             else:
                 same = first[key] == parsed.fingerprint
-                outcomes[i] = Outcome.DUPLICATE if same else Outcome.CONFLICT
+                outcomes[i] = DeliveryOutcome.DUPLICATE if same else DeliveryOutcome.CONFLICT
         return fresh
 
     def _move(
@@ -150,7 +150,7 @@ class Recorder:
         arrivals: Sequence[Arrival],
         stamps: Sequence[Any],
         movers: list[int],
-        outcomes: list[Outcome],
+        outcomes: list[DeliveryOutcome],
     ) -> dict[str, str | None]:
         """Apply events to their jobs; return each touched job's model.
 
@@ -175,7 +175,7 @@ class Recorder:
             event = self._event(arrivals[i])
             transition = apply(states[event.job_id], event)
             states[event.job_id] = transition.state
-            outcomes[i] = Outcome(transition.verdict.value)
+            outcomes[i] = DeliveryOutcome(transition.verdict.value)
         self._sql.update_jobs(
             cursor,
             (
@@ -217,7 +217,9 @@ class Recorder:
         assert event is not None
         return event
 
-    def _delivery_row(self, arrival: Arrival, stamp: Any, outcome: Outcome) -> tuple[Any, ...]:
+    def _delivery_row(
+        self, arrival: Arrival, stamp: Any, outcome: DeliveryOutcome
+    ) -> tuple[Any, ...]:
         parsed = arrival.parsed
         match = arrival.match
         return (
@@ -243,7 +245,7 @@ class Recorder:
         cursor: Any,
         arrivals: Sequence[Arrival],
         stamps: Sequence[Any],
-        outcomes: list[Outcome],
+        outcomes: list[DeliveryOutcome],
         delivery_ids: Sequence[int],
         models: dict[str, str | None],
     ) -> list[int]:
@@ -258,7 +260,7 @@ class Recorder:
         supersedable: set[tuple[str, str]] = set()
         counts = [0] * len(arrivals)
         for i, (arrival, outcome) in enumerate(zip(arrivals, outcomes, strict=True)):
-            if outcome is not Outcome.ACCEPTED:
+            if outcome is not DeliveryOutcome.ACCEPTED:
                 continue
             job_id, name, model, priority = self._task_event(arrival, models)
             if name is None:

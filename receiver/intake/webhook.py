@@ -19,8 +19,8 @@ from starlette.responses import Response
 
 from receiver.apiframe.events import MAX_EVENT_NAME_LENGTH, parse_body
 from receiver.apiframe.signatures import Verifier
-from receiver.credits import count_charges
 from receiver.errors import BodyTooLarge, RequestRejected, SignatureRejected
+from receiver.intake.charges import count_charges
 from receiver.intake.group_commit import Committer
 from receiver.intake.recorder import Arrival, Receipt
 from receiver.logs import get_logger

@@ -22,9 +22,9 @@ from sqlalchemy import Engine, and_, or_, select, update
 from handlers import JobEvent
 from receiver.db.engine import IMMEDIATE, write_transaction, writing
 from receiver.db.models import Task, metadata
-from receiver.db.sql.tasks import AttemptOutcome, TaskSql
+from receiver.db.sql.tasks import AttemptResult, TaskSql
 
-__all__ = ["AttemptOutcome", "ClaimedTask", "TaskQueue", "attempt_outcome"]
+__all__ = ["AttemptResult", "ClaimedTask", "TaskQueue", "attempt_result"]
 
 _tasks = metadata.tables[Task.__tablename__]
 
@@ -47,12 +47,12 @@ class ClaimedTask:
     """The attempt number within the retry budget (since the last replay)."""
 
 
-def attempt_outcome(
+def attempt_result(
     task: ClaimedTask, outcome: str, error: str | None = None, run_at: datetime | None = None
-) -> AttemptOutcome:
+) -> AttemptResult:
     """The record of ``task``'s attempt ending in ``outcome`` (``succeeded``, ``dead``, or
     ``retry`` at ``run_at``)."""
-    return AttemptOutcome(
+    return AttemptResult(
         task_id=task.id,
         attempt=task.attempt,
         status="queued" if outcome == "retry" else outcome,
@@ -164,9 +164,9 @@ class TaskQueue:
     ) -> bool:
         """Record how an attempt ended: ``succeeded``, ``retry`` (again at ``run_at``) or
         ``dead``. Returns False, writing nothing, if the task is no longer this attempt's."""
-        return task.id in self.finish_many([attempt_outcome(task, outcome, error, run_at)], now)
+        return task.id in self.finish_many([attempt_result(task, outcome, error, run_at)], now)
 
-    def finish_many(self, outcomes: Sequence[AttemptOutcome], now: datetime) -> set[int]:
+    def finish_many(self, outcomes: Sequence[AttemptResult], now: datetime) -> set[int]:
         """Record many outcomes in one transaction; return the ids of the tasks whose outcome
         was kept (the others were claimed again meanwhile: fenced, nothing written)."""
         if not outcomes:

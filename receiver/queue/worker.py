@@ -28,8 +28,8 @@ from handlers import Handler, HandlerContext, PermanentFailure, RetryLater
 from receiver.logs import get_logger
 from receiver.metrics import HandlerMeter, Metrics
 from receiver.queue.assets import DatabaseAssets
-from receiver.queue.attempts import OutcomeWriter
-from receiver.queue.tasks import ClaimedTask, TaskQueue, attempt_outcome
+from receiver.queue.attempts import AttemptWriter
+from receiver.queue.tasks import ClaimedTask, TaskQueue, attempt_result
 from receiver.retry import RetryPolicy
 from storage import Storage
 
@@ -104,7 +104,7 @@ class Worker:
         self._ready: deque[ClaimedTask] = deque()
         self.prefetch = concurrency
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._outcomes = OutcomeWriter(queue)
+        self._attempts = AttemptWriter(queue)
 
     def wake(self) -> None:
         """Look for new tasks now (call from the worker's event loop)."""
@@ -256,7 +256,7 @@ class Worker:
         if meter is not None:
             meter.attempt(outcome, ran)
         try:
-            kept = await self._outcomes.write(attempt_outcome(task, outcome, error, run_at))
+            kept = await self._attempts.write(attempt_result(task, outcome, error, run_at))
         except Exception as exc:
             log.warning(
                 "recording the task's outcome failed: it runs again when its lease expires",
@@ -316,7 +316,7 @@ class Worker:
         for run in late:
             run.cancel()
         await asyncio.gather(*late, return_exceptions=True)
-        await self._outcomes.drain()
+        await self._attempts.drain()
         for task in leftovers:
             with contextlib.suppress(Exception):
                 await anyio.to_thread.run_sync(self.queue.release, task, _now())

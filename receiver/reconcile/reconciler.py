@@ -32,9 +32,9 @@ from sqlalchemy import Engine, func, or_, select, update
 
 from receiver.apiframe.client import ApiframeClient, ApiframeError
 from receiver.apiframe.events import parse_body
-from receiver.credits import count_charges
 from receiver.db.engine import writing
 from receiver.db.models import Delivery, Job, metadata
+from receiver.intake.charges import count_charges
 from receiver.intake.recorder import Arrival, Receipt, Recorder
 from receiver.logs import get_logger
 from receiver.metrics import Metrics

@@ -15,10 +15,12 @@ from starlette.testclient import TestClient
 
 from receiver.db.engine import create_db_engine
 from receiver.queue.replay import replay_job
-from tests.conftest import rows, signed_headers, wait_until
 from tests.support.cdn import FakeCdn, Route
+from tests.support.database import rows
 from tests.support.media import media_bytes
 from tests.support.processes import Server, framehook_env
+from tests.support.waiting import wait_until
+from tests.support.webhooks import signed_headers
 
 URL = "/webhooks/apiframe"
 LOOPBACK = {

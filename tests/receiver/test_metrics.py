@@ -32,8 +32,10 @@ from receiver.queue.registry import load_handlers, subscriptions_for
 from receiver.reconcile.reconciler import Reconciler
 from receiver.services import build_worker, http_client, running_worker
 from receiver.settings import Settings
-from tests.conftest import API_KEY, OTHER_KEY, rows, sample, signed_headers, wait_until
+from tests.support.database import rows
 from tests.support.plugins import Recording
+from tests.support.waiting import wait_until
+from tests.support.webhooks import API_KEY, OTHER_KEY, sample, signed_headers
 
 URL = "/webhooks/apiframe"
 WORKER = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import API_KEY
+from tests.support.webhooks import API_KEY
 
 
 def free_port() -> int:

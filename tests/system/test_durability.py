@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import text
 
 from receiver.db.engine import create_db_engine
-from tests.conftest import scratch_postgres, signed_headers
+from tests.support.database import scratch_postgres
 from tests.support.processes import Server, framehook_env
+from tests.support.webhooks import signed_headers
 
 EVENTS = 3000
 

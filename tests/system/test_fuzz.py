@@ -34,7 +34,8 @@ from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
 from receiver import Derivation, sign
-from tests.conftest import API_KEY, OTHER_KEY, TABLES, sample, sample_names, signed_headers
+from tests.support.database import TABLES
+from tests.support.webhooks import API_KEY, OTHER_KEY, sample, sample_names, signed_headers
 
 URL = "/webhooks/apiframe"
 MAX_BODY = 4096  # the receiver's limit in these tests: some bodies are over it

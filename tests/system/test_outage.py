@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 
 from receiver import Settings, create_app
 from receiver.db.engine import create_db_engine
-from tests.conftest import API_KEY, postgres_admin, rows, scratch_postgres, signed_headers
+from tests.support.database import postgres_admin, rows, scratch_postgres
+from tests.support.webhooks import API_KEY, signed_headers
 
 URL = "/webhooks/apiframe"
 

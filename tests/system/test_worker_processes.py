@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 from receiver.apiframe.events import parse_body
 from receiver.db.engine import create_db_engine, writing
 from receiver.intake.recorder import Arrival, Recorder, Subscription
-from tests.conftest import scratch_postgres
+from tests.support.database import scratch_postgres
 from tests.support.processes import framehook_env
 
 ROOT = Path(__file__).resolve().parents[2]

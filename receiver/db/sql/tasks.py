@@ -18,7 +18,7 @@ from handlers import JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
 from receiver.apiframe.loras import LoraStatus, lora_event_name, recognise_lora
 from receiver.db.sql.dialect import DialectSql
 
-__all__ = ["AttemptOutcome", "ClaimRow", "TaskSql"]
+__all__ = ["AttemptResult", "ClaimRow", "TaskSql"]
 
 _CLAIM_RETURNS = "id, handler, attempts, delivery_id, attempt_offset, event"
 _ATTEMPT_COLUMNS = ("task_id", "attempt", "worker", "started_at", "finished_at", "outcome", "error")
@@ -37,7 +37,7 @@ class ClaimRow:
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptOutcome:
+class AttemptResult:
     """How one attempt ended, to be recorded with others in one transaction.
 
     ``status`` is the task's next status (``succeeded``, ``dead``, or ``queued`` again with
@@ -194,7 +194,7 @@ class TaskSql(DialectSql):
         )
 
     def finish(
-        self, cursor: Any, outcomes: Sequence[AttemptOutcome], worker: str, now: datetime
+        self, cursor: Any, outcomes: Sequence[AttemptResult], worker: str, now: datetime
     ) -> set[int]:
         """Record outcomes; return the ids of the tasks whose outcome was kept.
 

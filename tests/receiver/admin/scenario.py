@@ -12,9 +12,10 @@ import httpx
 import orjson
 from starlette.testclient import TestClient
 
-from tests.conftest import signed_headers, wait_until
 from tests.support.cdn import FakeCdn, Route
 from tests.support.media import media_bytes
+from tests.support.waiting import wait_until
+from tests.support.webhooks import signed_headers
 
 TOKEN = "admin-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

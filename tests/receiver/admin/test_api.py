@@ -20,7 +20,6 @@ from handlers import PermanentFailure
 from receiver.apiframe.events import parse_body
 from receiver.db.engine import writing
 from receiver.intake.recorder import Arrival, Recorder
-from tests.conftest import rows
 from tests.receiver.admin.scenario import (
     AUTH,
     QUICK_WORKER,
@@ -32,6 +31,7 @@ from tests.receiver.admin.scenario import (
     sha256,
     wait_until,
 )
+from tests.support.database import rows
 from tests.support.plugins import Recording
 from tests.support.processes import Server, framehook_env
 

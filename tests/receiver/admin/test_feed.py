@@ -21,8 +21,8 @@ from receiver.app import create_app
 from receiver.db.engine import writing
 from receiver.dev.loopback import serve_loopback
 from receiver.settings import Settings
-from tests.conftest import API_KEY, signed_headers
 from tests.receiver.admin.scenario import AUTH, TOKEN, post, progress
+from tests.support.webhooks import API_KEY, signed_headers
 
 
 def poll(engine: Engine, feed: Feed) -> list[tuple[str, dict[str, Any]]]:

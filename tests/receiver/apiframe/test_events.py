@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from receiver.apiframe.events import CompletedEvent, FailedEvent, Kind, ProgressEvent, parse_body
-from tests.conftest import sample, sample_names
+from tests.support.webhooks import sample, sample_names
 
 
 @pytest.mark.parametrize("name", sample_names())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import signal
 import sqlite3
@@ -10,8 +11,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import sample, signed_headers
+import receiver
 from tests.support.processes import Server, framehook_env, run_cli
+from tests.support.webhooks import sample, signed_headers
+
+
+def test_version_is_the_installed_distributions(tmp_path: Path) -> None:
+    """``framehook --version`` prints the version pip installed, which ``receiver.__version__``
+    also reads, and needs no configuration."""
+    env = framehook_env()
+    del env["APIFRAME_API_KEY"]
+    result = run_cli(["--version"], env, tmp_path)
+    assert result.returncode == 0
+    assert result.stdout == f"framehook {importlib.metadata.version('framehook')}\n"
+    assert receiver.__version__ == importlib.metadata.version("framehook")
 
 
 def test_serve_without_an_api_key_fails_clearly(tmp_path: Path) -> None:

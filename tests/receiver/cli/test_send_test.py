@@ -13,8 +13,8 @@ from typer.testing import CliRunner, Result
 
 from receiver.cli import app
 from receiver.dev.fakeapi import MODALITIES
-from tests.conftest import API_KEY, OTHER_KEY
 from tests.support.processes import Server, framehook_env, free_port, run_cli
+from tests.support.webhooks import API_KEY, OTHER_KEY
 
 
 @pytest.fixture(scope="module")

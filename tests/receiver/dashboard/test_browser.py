@@ -18,9 +18,10 @@ import orjson
 import pytest
 
 from receiver.dev.fakeapi.media import CONTENT_TYPES, media_file
-from tests.conftest import signed_headers, wait_until
 from tests.support.cdn import FakeCdn, Route
 from tests.support.processes import Server, framehook_env
+from tests.support.waiting import wait_until
+from tests.support.webhooks import signed_headers
 
 playwright = pytest.importorskip("playwright.sync_api")
 

@@ -12,9 +12,11 @@ from starlette.testclient import TestClient
 
 from handlers import PermanentFailure
 from receiver.db.retention import Pruned, prune
-from tests.conftest import rows, sample, signed_headers, wait_until
+from tests.support.database import rows
 from tests.support.plugins import Recording
 from tests.support.processes import framehook_env, run_cli
+from tests.support.waiting import wait_until
+from tests.support.webhooks import sample, signed_headers
 
 URL = "/webhooks/apiframe"
 

@@ -18,8 +18,8 @@ from rich.console import Console
 from receiver import Settings
 from receiver.dev.fakeapi import Behaviour, create_fake_apiframe
 from receiver.dev.generate import Follow, build_request, run_generate
-from tests.conftest import API_KEY
 from tests.support.processes import Server, framehook_env, free_port, run_cli
+from tests.support.webhooks import API_KEY
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from receiver.dev.simulate import Outcome
+from receiver.dev.simulate import JobReckoning
 from tests.support.processes import framehook_env, run_cli
 
 
@@ -32,7 +32,7 @@ def test_rates_outside_zero_to_one_are_refused(tmp_path: Path) -> None:
 
 def test_a_job_agrees_only_when_status_and_file_count_both_match() -> None:
     """A missing file is a mismatch even when the status is right."""
-    same = Outcome("j", "m", "COMPLETED", 4, "COMPLETED", 4)
-    short = Outcome("j", "m", "COMPLETED", 4, "COMPLETED", 3)
-    lost = Outcome("j", "m", "FAILED", 0, "PROCESSING", 0)
+    same = JobReckoning("j", "m", "COMPLETED", 4, "COMPLETED", 4)
+    short = JobReckoning("j", "m", "COMPLETED", 4, "COMPLETED", 3)
+    lost = JobReckoning("j", "m", "FAILED", 0, "PROCESSING", 0)
     assert (same.ok, short.ok, lost.ok) == (True, False, False)

@@ -32,9 +32,9 @@ from receiver.doctor import (
     check_public_url,
     check_storage,
 )
-from tests.conftest import API_KEY, OTHER_KEY
 from tests.receiver.reconcile.test_reconcile import fake_server
 from tests.support.processes import Server, framehook_env, free_port, run_cli
+from tests.support.webhooks import API_KEY, OTHER_KEY
 
 ADMIN_TOKEN = "doctor-test-admin-token-0123456789"
 ALL_CHECKS = (

@@ -12,7 +12,9 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from handlers import HandlerContext, JobEvent, LoraEvent
-from tests.conftest import rows, signed_headers, wait_until
+from tests.support.database import rows
+from tests.support.waiting import wait_until
+from tests.support.webhooks import signed_headers
 
 URL = "/webhooks/apiframe"
 PREFIXED = "lora_8a4d2c1e9b7f4a3d"

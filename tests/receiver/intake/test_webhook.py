@@ -12,7 +12,8 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from receiver import Derivation, sign
-from tests.conftest import API_KEY, OTHER_KEY, rows, sample, sample_names, signed_headers
+from tests.support.database import rows
+from tests.support.webhooks import API_KEY, OTHER_KEY, sample, sample_names, signed_headers
 
 URL = "/webhooks/apiframe"
 

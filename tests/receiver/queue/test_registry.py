@@ -8,7 +8,7 @@ from handlers import HandlerContext, JobEvent
 from receiver import RegistryError, Settings, create_app
 from receiver.intake.recorder import Subscription
 from receiver.queue.registry import import_from_string, load_handlers, subscriptions_for
-from tests.conftest import API_KEY
+from tests.support.webhooks import API_KEY
 
 
 class Recorder:

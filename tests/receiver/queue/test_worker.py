@@ -17,8 +17,10 @@ from receiver.db.engine import writing
 from receiver.intake.recorder import Arrival, Recorder, Subscription
 from receiver.queue.replay import replay_dead, replay_job, retry_task
 from receiver.queue.tasks import TaskQueue
-from tests.conftest import rows, sample, signed_headers, wait_until
+from tests.support.database import rows
 from tests.support.plugins import Recording
+from tests.support.waiting import wait_until
+from tests.support.webhooks import sample, signed_headers
 
 URL = "/webhooks/apiframe"
 FAST = {

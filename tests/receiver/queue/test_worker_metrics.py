@@ -13,9 +13,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from receiver.dev.fakeapi.media import media_file
-from tests.conftest import signed_headers, wait_until
 from tests.support.cdn import FakeCdn, Route
 from tests.support.processes import Server, framehook_env, free_port
+from tests.support.waiting import wait_until
+from tests.support.webhooks import signed_headers
 
 pytestmark = pytest.mark.slow
 

@@ -27,8 +27,10 @@ from receiver.reconcile.loras import confirm
 from receiver.reconcile.reconciler import Reconciler
 from receiver.retry import RetryPolicy
 from receiver.services import reconcile_once
-from tests.conftest import API_KEY, rows, signed_headers, wait_until
 from tests.receiver.reconcile.test_reconcile import fake_server
+from tests.support.database import rows
+from tests.support.waiting import wait_until
+from tests.support.webhooks import API_KEY, signed_headers
 
 HOOK = "http://receiver.test/webhooks/apiframe"
 QUIET = Behaviour(step_seconds=0.005, lora_step_seconds=0.005, drop_probability=1.0)

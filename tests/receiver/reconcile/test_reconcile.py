@@ -22,12 +22,14 @@ from receiver.apiframe.client import ApiframeClient
 from receiver.apiframe.events import parse_body
 from receiver.db.engine import create_db_engine, writing
 from receiver.dev.fakeapi import Behaviour, FakeApiframe, create_fake_apiframe, fake_of
-from receiver.intake.recorder import Arrival, Outcome, Recorder, Subscription
+from receiver.intake.recorder import Arrival, DeliveryOutcome, Recorder, Subscription
 from receiver.reconcile.reconciler import Reconciler, Waits, event_body, modality_of
 from receiver.retry import RetryPolicy
 from receiver.services import reconcile_once
-from tests.conftest import API_KEY, rows, signed_headers, wait_until
+from tests.support.database import rows
 from tests.support.processes import framehook_env, free_port, run_cli
+from tests.support.waiting import wait_until
+from tests.support.webhooks import API_KEY, signed_headers
 
 HOOK = "http://receiver.test/webhooks/apiframe"
 NOW_WAITS = Waits(timedelta(0), timedelta(0), timedelta(0))
@@ -201,7 +203,7 @@ def test_a_webhook_arriving_after_the_poll_is_a_duplicate_not_a_conflict(db: Eng
         receipt = recorder(db).record(
             connection, Arrival(parse_body(webhook), webhook, datetime.now(UTC), "r")
         )
-    assert receipt.outcome is Outcome.DUPLICATE
+    assert receipt.outcome is DeliveryOutcome.DUPLICATE
     assert len(rows(db, "SELECT id FROM tasks WHERE job_id = :j", j=job_id)) == 1
 
 

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine
 
 from receiver.db.engine import create_db_engine
-from tests.conftest import scratch_postgres
 from tests.support.cdn import FakeCdn
+from tests.support.database import scratch_postgres
 from tests.system.chaos.cluster import Cluster
 from tests.system.chaos.invariants import AssetStore, Report, check_run, wait_until_drained
 from tests.system.chaos.plan import Plan, make_plan

@@ -25,7 +25,7 @@ import httpx
 
 from receiver import sign
 from receiver.apiframe.signatures import Derivation
-from tests.conftest import API_KEY
+from tests.support.webhooks import API_KEY
 from tests.system.chaos.plan import Event
 
 __all__ = ["Ack", "Attempt", "Sender"]

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from tests.conftest import rows
+from tests.support.database import rows
 from tests.system.chaos.conftest import Harness, wait_for_acks
 from tests.system.chaos.pgserver import PostgresUnavailable, PrivatePostgres
 

@@ -17,8 +17,8 @@ from starlette.testclient import TestClient
 
 from receiver import Settings, create_app
 from receiver.db.engine import create_db_engine
-from tests.conftest import API_KEY, signed_headers
 from tests.support.cdn import FakeCdn
+from tests.support.webhooks import API_KEY, signed_headers
 from tests.system.chaos.invariants import Report, check_run, wait_until_drained
 from tests.system.chaos.plan import Plan, make_plan
 from tests.system.chaos.sender import PATH, Ack

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import rows
 from tests.support import servers
+from tests.support.database import rows
 from tests.system.chaos.conftest import Harness, wait_for_acks
 from tests.system.chaos.invariants import ObjectStoreAssets
 from tests.system.chaos.proxy import RoundRobinProxy

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import rows, wait_until
 from tests.support.cdn import Route
+from tests.support.database import rows
+from tests.support.waiting import wait_until
 from tests.system.chaos.cluster import Member
 from tests.system.chaos.conftest import Harness
 from tests.system.chaos.plan import JobTruth, Plan, SourceFile, video_job

@@ -17,7 +17,7 @@ import httpx
 
 from receiver.apiframe.signatures import SignatureMatch, Verifier
 from receiver.dev.fakeapi import Behaviour, FakeApiframe, create_fake_apiframe, fake_of
-from tests.conftest import API_KEY, OTHER_KEY, sample
+from tests.support.webhooks import API_KEY, OTHER_KEY, sample
 
 HOOK_URL = "http://receiver.test/webhooks/apiframe"
 FAST = Behaviour(step_seconds=0.005, webhook_backoff_seconds=0.001)

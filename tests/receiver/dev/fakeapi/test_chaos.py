@@ -12,8 +12,8 @@ import pytest
 
 from receiver.apiframe.signatures import Derivation, SignatureMatch
 from receiver.dev.fakeapi import Behaviour
-from tests.conftest import OTHER_KEY
 from tests.receiver.dev.fakeapi.conftest import FAST, Sink, create_job, running_fake
+from tests.support.webhooks import OTHER_KEY
 
 ALL_EVENTS = ["progress", "completed", "failed"]
 

@@ -11,8 +11,9 @@ import httpx
 from sqlalchemy import Engine
 
 from receiver import Settings, create_app
-from tests.conftest import OTHER_KEY, rows
 from tests.receiver.dev.fakeapi.conftest import FAST, create_job, running_fake
+from tests.support.database import rows
+from tests.support.webhooks import OTHER_KEY
 
 
 def test_framehook_ends_every_job_as_the_fake_says_despite_chaos(

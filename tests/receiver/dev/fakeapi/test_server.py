@@ -13,9 +13,9 @@ import pytest
 import uvicorn
 
 from receiver.dev.fakeapi import create_fake_apiframe, fake_of
-from tests.conftest import API_KEY
 from tests.receiver.dev.fakeapi.conftest import FAST, HOOK_URL, Sink, create_job, running_fake
 from tests.support.processes import free_port
+from tests.support.webhooks import API_KEY
 
 
 def test_the_fake_serves_over_real_http_from_a_uvicorn_thread() -> None:

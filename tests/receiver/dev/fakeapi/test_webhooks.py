@@ -10,8 +10,8 @@ import httpx
 
 from receiver.apiframe.signatures import Derivation, SignatureMatch, sign
 from receiver.dev.fakeapi.webhooks import signature
-from tests.conftest import API_KEY
 from tests.receiver.dev.fakeapi.conftest import FAST, Sink, create_job, running_fake
+from tests.support.webhooks import API_KEY
 
 
 def test_the_signature_follows_the_reference_test_vector() -> None:

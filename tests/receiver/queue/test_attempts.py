@@ -15,10 +15,10 @@ from sqlmodel import Session, select
 from receiver.apiframe.events import parse_body
 from receiver.db.engine import writing
 from receiver.db.models import Task, TaskAttempt
-from receiver.db.sql.tasks import AttemptOutcome
+from receiver.db.sql.tasks import AttemptResult
 from receiver.intake.recorder import Arrival, Recorder, Subscription
-from receiver.queue.attempts import OutcomeWriter
-from receiver.queue.tasks import ClaimedTask, TaskQueue, attempt_outcome
+from receiver.queue.attempts import AttemptWriter
+from receiver.queue.tasks import ClaimedTask, TaskQueue, attempt_result
 
 
 def queue_tasks(db: Engine, count: int) -> None:
@@ -48,9 +48,9 @@ def test_one_batch_records_each_outcome_and_fences_the_stale_one(db: Engine) -> 
     # of the third, which the rescuer now holds as attempt 2.
     retry_at = later + timedelta(minutes=7)
     outcomes = [
-        attempt_outcome(claims[done.id], "succeeded"),
-        attempt_outcome(claims[retried.id], "retry", "HTTP 503", retry_at),
-        attempt_outcome(lapsed, "dead", "too late"),  # attempt 1: the task is on attempt 2
+        attempt_result(claims[done.id], "succeeded"),
+        attempt_result(claims[retried.id], "retry", "HTTP 503", retry_at),
+        attempt_result(lapsed, "dead", "too late"),  # attempt 1: the task is on attempt 2
     ]
     kept = rescuer.finish_many(outcomes, later)
     assert kept == {done.id, retried.id}
@@ -84,7 +84,7 @@ class CountingQueue(TaskQueue):
         self.batches: list[int] = []
         self.fail: Exception | None = None
 
-    def finish_many(self, outcomes: Sequence[AttemptOutcome], now: datetime) -> set[int]:
+    def finish_many(self, outcomes: Sequence[AttemptResult], now: datetime) -> set[int]:
         if self.fail is not None:
             raise self.fail
         self.batches.append(len(outcomes))
@@ -110,9 +110,9 @@ def test_outcomes_that_arrive_together_share_a_transaction(db: Engine) -> None:
     claimed = claim_all(queue, 40)
 
     async def finish_all() -> list[bool]:
-        writer = OutcomeWriter(queue)
+        writer = AttemptWriter(queue)
         return await asyncio.gather(
-            *(writer.write(attempt_outcome(t, "succeeded")) for t in claimed)
+            *(writer.write(attempt_result(t, "succeeded")) for t in claimed)
         )
 
     assert asyncio.run(finish_all()) == [True] * 40
@@ -128,12 +128,12 @@ def test_a_failed_batch_fails_its_waiters_and_the_next_one_is_written(db: Engine
     first, second = claim_all(queue, 2)
 
     async def scenario() -> bool:
-        writer = OutcomeWriter(queue)
+        writer = AttemptWriter(queue)
         queue.fail = ConnectionError("database away")
         with pytest.raises(ConnectionError, match="database away"):
-            await writer.write(attempt_outcome(first, "succeeded"))
+            await writer.write(attempt_result(first, "succeeded"))
         queue.fail = None
-        return await writer.write(attempt_outcome(second, "succeeded"))
+        return await writer.write(attempt_result(second, "succeeded"))
 
     assert asyncio.run(scenario()) is True
     assert statuses(db) == {first.id: "running", second.id: "succeeded"}

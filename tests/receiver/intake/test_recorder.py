@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from receiver.apiframe.events import parse_body
 from receiver.db.engine import writing
-from receiver.intake.recorder import Arrival, Outcome, Receipt, Recorder, Subscription
-from tests.conftest import rows
+from receiver.intake.recorder import Arrival, DeliveryOutcome, Receipt, Recorder, Subscription
+from tests.support.database import rows
 
 SUBSCRIBERS = [
     Subscription("download", frozenset({"completed"})),
@@ -55,7 +55,10 @@ def test_racing_writers_accept_an_event_exactly_once(db: Engine) -> None:
             {"event": "completed", "jobId": f"race-{n}", "result": {"images": ["u"]}}
         )
         receipts = _race(db, recorder, body, writers=8)
-        assert sorted(r.outcome for r in receipts) == [Outcome.ACCEPTED] + [Outcome.DUPLICATE] * 7
+        assert (
+            sorted(r.outcome for r in receipts)
+            == [DeliveryOutcome.ACCEPTED] + [DeliveryOutcome.DUPLICATE] * 7
+        )
     assert len(rows(db, "SELECT * FROM tasks")) == 5 * 2
     assert len(rows(db, "SELECT * FROM jobs WHERE status = 'COMPLETED'")) == 5
 

@@ -19,13 +19,14 @@ from starlette.testclient import TestClient
 
 from receiver import Settings
 from receiver.apiframe.client import ApiframeClient
-from receiver.credits import credit_totals, grouping, render_credits, run_credits
+from receiver.cli.credits import render_credits, run_credits
+from receiver.credits import credit_totals, grouping
 from receiver.dev.fakeapi import Behaviour, create_fake_apiframe
 from receiver.intake.recorder import Recorder, Subscription
 from receiver.metrics import Metrics
 from receiver.reconcile.reconciler import Reconciler
-from tests.conftest import API_KEY, signed_headers
 from tests.support.processes import framehook_env, run_cli
+from tests.support.webhooks import API_KEY, signed_headers
 
 TOKEN = "credits-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

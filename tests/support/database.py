@@ -1,0 +1,51 @@
+"""Looking at a test database, and scratch PostgreSQL databases of a test's own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, make_url, text
+
+from receiver.db.engine import create_db_engine
+from receiver.db.models import metadata
+from receiver.db.schema import upgrade
+
+__all__ = ["TABLES", "postgres_admin", "rows", "scratch_postgres"]
+
+# Every table, so a new one is emptied between tests too (alembic_version is not a model).
+TABLES = tuple(sorted(metadata.tables))
+
+
+def rows(engine: Engine, sql: str, **params: Any) -> list[Any]:
+    """All rows of a query (for assertions)."""
+    with engine.connect() as connection:
+        return list(connection.execute(text(sql), params))
+
+
+def postgres_admin(server_url: str) -> Engine:
+    """An autocommit engine on the test server, for CREATE/ALTER/DROP DATABASE."""
+    server = make_url(server_url).set(drivername="postgresql+psycopg")
+    return create_engine(server, isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def scratch_postgres(server_url: str, prefix: str) -> Iterator[tuple[str, str]]:
+    """A new, migrated PostgreSQL database (URL, name), dropped on exit whatever its state."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = postgres_admin(server_url)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = create_db_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url, name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
