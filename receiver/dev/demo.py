@@ -25,9 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from receiver.apiframe.client import ApiframeClient, ApiframeError
 from receiver.app import create_app
 from receiver.db.engine import create_db_engine
+from receiver.db.models import TaskStatus
 from receiver.dev.fakeapi import Behaviour, create_fake_apiframe
 from receiver.dev.live import JobView, jobs_table, read_jobs
-from receiver.dev.loopback import LoopbackServer, loopback_settings, serve_loopback
+from receiver.dev.loopback import Loopback, loopback_settings
 from receiver.logs import configure_logging
 
 __all__ = ["DEMO_JOBS", "DemoJob", "run_demo"]
@@ -124,7 +125,7 @@ def _problems(run: _Run, views: dict[str, JobView]) -> list[str]:
         if view is None or view.status != job.status:
             got = "no webhook" if view is None else view.status
             problems.append(f"{job.model}: expected {job.status}, got {got}")
-        elif view.capture == "dead" or len(view.files) < view.expected:
+        elif view.capture == TaskStatus.DEAD or len(view.files) < view.expected:
             problems.append(f"{job.model}: files not captured ({view.capture_error or 'none'})")
     return problems
 
@@ -162,65 +163,53 @@ async def _demo(
             loop.add_signal_handler(sig, stop.set)
     api_key = f"afk_demo_{secrets.token_hex(16)}"
     behaviour = Behaviour(step_seconds=step, progress_steps=10, webhook_backoff_seconds=0.2)
-    servers: list[tuple[LoopbackServer, asyncio.Task[None]]] = []
-    engine: Engine | None = None
-    client: ApiframeClient | None = None
     try:
-        fake, fake_task, api_url = await serve_loopback(
-            create_fake_apiframe(api_key, behaviour=behaviour)
-        )
-        servers.append((fake, fake_task))
-        settings = loopback_settings(
-            directory,
-            api_key,
-            api_url,
-            retry_base_seconds=0.5,
-            retry_max_seconds=5,
-            retry_max_attempts=4,
-            grace_seconds=2,
-        )
-        receiver, receiver_task, receiver_url = await serve_loopback(create_app(settings))
-        servers.append((receiver, receiver_task))
-        console.print(
-            f"fake Apiframe at [bold]{api_url}[/], framehook at [bold]{receiver_url}[/], "
-            f"data in [bold]{escape(_shown(directory))}[/]",
-            soft_wrap=True,
-        )
-        run = _Run({})
-        engine = create_db_engine(settings.database_url, pool_size=1)
-        client = ApiframeClient(api_key, api_url, attempts=3)
-        webhook_url = f"{receiver_url}/webhooks/apiframe"
-        submitting = asyncio.create_task(_submit(client, run, webhook_url, gap=3 * step))
-        views, error = await _follow(engine, run, console, stop, seconds)
-        submitting.cancel()
-        await asyncio.gather(submitting, return_exceptions=True)
-        console.print()
-        if error == "interrupted":
-            console.print("[yellow]interrupted[/]")
-            return 130
-        _summary(console, run, views, directory)
-        problems = [error] if error else _problems(run, views)
-        for problem in problems:
-            console.print(f"[bold red]error:[/] {escape(problem)}")
-        if keep_running and not stop.is_set():
+        async with Loopback() as loopback:
+            api_url = await loopback.serve(create_fake_apiframe(api_key, behaviour=behaviour))
+            settings = loopback_settings(
+                directory,
+                api_key,
+                api_url,
+                retry_base_seconds=0.5,
+                retry_max_seconds=5,
+                retry_max_attempts=4,
+                grace_seconds=2,
+            )
+            receiver_url = await loopback.serve(create_app(settings))
             console.print(
-                f"\n[bold]Still running[/] (Ctrl-C stops both): fake Apiframe {api_url}, "
-                f"framehook {receiver_url}. Another job:\n  [cyan]APIFRAME_API_KEY={api_key} "
-                f"framehook generate images/generate --model midjourney --prompt 'a red kite' "
-                f"--api-url {api_url} --public-url {receiver_url} "
-                f"--database-url {settings.database_url}[/]",
+                f"fake Apiframe at [bold]{api_url}[/], framehook at [bold]{receiver_url}[/], "
+                f"data in [bold]{escape(_shown(directory))}[/]",
                 soft_wrap=True,
             )
-            await stop.wait()
-        return 1 if problems else 0
+            run = _Run({})
+            engine = loopback.dispose_later(create_db_engine(settings.database_url, pool_size=1))
+            client = loopback.close_later(ApiframeClient(api_key, api_url, attempts=3))
+            webhook_url = f"{receiver_url}/webhooks/apiframe"
+            submitting = asyncio.create_task(_submit(client, run, webhook_url, gap=3 * step))
+            views, error = await _follow(engine, run, console, stop, seconds)
+            submitting.cancel()
+            await asyncio.gather(submitting, return_exceptions=True)
+            console.print()
+            if error == "interrupted":
+                console.print("[yellow]interrupted[/]")
+                return 130
+            _summary(console, run, views, directory)
+            problems = [error] if error else _problems(run, views)
+            for problem in problems:
+                console.print(f"[bold red]error:[/] {escape(problem)}")
+            if keep_running and not stop.is_set():
+                console.print(
+                    f"\n[bold]Still running[/] (Ctrl-C stops both): fake Apiframe {api_url}, "
+                    f"framehook {receiver_url}. Another job:\n  [cyan]APIFRAME_API_KEY={api_key} "
+                    f"framehook generate images/generate --model midjourney --prompt 'a red kite' "
+                    f"--api-url {api_url} --public-url {receiver_url} "
+                    f"--database-url {settings.database_url}[/]",
+                    soft_wrap=True,
+                )
+                await stop.wait()
+            return 1 if problems else 0
+
     finally:
-        if client is not None:
-            await client.aclose()
-        for server, _task in reversed(servers):
-            server.should_exit = True
-        await asyncio.gather(*(task for _server, task in servers), return_exceptions=True)
-        if engine is not None:
-            engine.dispose()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(sig)

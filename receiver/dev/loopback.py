@@ -7,13 +7,22 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
 
 import uvicorn
+from sqlalchemy import Engine
 
 from receiver.settings import Settings
 
-__all__ = ["LoopbackServer", "loopback_settings", "serve_loopback"]
+__all__ = ["Loopback", "LoopbackServer", "loopback_settings", "serve_loopback"]
+
+
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=_Closable)
 
 
 class LoopbackServer(uvicorn.Server):
@@ -44,6 +53,61 @@ async def serve_loopback(app: Any) -> tuple[LoopbackServer, asyncio.Task[None], 
         sock.close()
         raise SystemExit(1)
     return server, task, f"http://127.0.0.1:{port}"
+
+
+class Loopback:
+    """One loopback run's servers, clients and engines, released together on exit.
+
+    On the way out, clients close first (nothing new is sent), then every server is told to
+    stop at once and awaited together (one graceful shutdown's wait, not one per server), and
+    the engines go last, once nothing can write through them::
+
+        async with Loopback() as run:
+            api_url = await run.serve(create_fake_apiframe(key))
+            client = run.close_later(ApiframeClient(key, api_url))
+    """
+
+    def __init__(self) -> None:
+        self._servers: list[tuple[LoopbackServer, asyncio.Task[None]]] = []
+        self._clients: list[_Closable] = []
+        self._engines: list[Engine] = []
+
+    async def serve(self, app: Any) -> str:
+        """Serve ``app`` on a free loopback port until the run ends; return its URL.
+
+        Raises:
+            SystemExit: the app's start-up failed (uvicorn logged why).
+        """
+        server, task, url = await serve_loopback(app)
+        self._servers.append((server, task))
+        return url
+
+    def close_later(self, client: _C) -> _C:
+        """``client``, closed (``aclose``) when the run ends."""
+        self._clients.append(client)
+        return client
+
+    def dispose_later(self, engine: Engine) -> Engine:
+        """``engine``, disposed when the run ends."""
+        self._engines.append(engine)
+        return engine
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for client in reversed(self._clients):
+            await client.aclose()
+        for server, _task in reversed(self._servers):
+            server.should_exit = True
+        await asyncio.gather(*(task for _server, task in self._servers), return_exceptions=True)
+        for engine in self._engines:
+            engine.dispose()
 
 
 def loopback_settings(directory: Path, api_key: str, api_url: str, **overrides: Any) -> Settings:

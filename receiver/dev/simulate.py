@@ -19,15 +19,15 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
 
 from handlers.download import find_assets
 from receiver.apiframe.client import ApiframeClient
 from receiver.app import create_app
 from receiver.db.engine import create_db_engine
+from receiver.db.models import TaskStatus
 from receiver.dev.fakeapi import Behaviour, FakeApiframe, create_fake_apiframe, fake_of
 from receiver.dev.live import JobView, read_jobs
-from receiver.dev.loopback import LoopbackServer, loopback_settings, serve_loopback
+from receiver.dev.loopback import Loopback, loopback_settings
 from receiver.logs import configure_logging
 
 __all__ = ["Chaos", "JobReckoning", "run_simulation"]
@@ -91,7 +91,7 @@ def _settled(views: dict[str, JobView], expected: dict[str, tuple[str, str, int]
         view = views.get(job_id)
         if view is None or view.status != status or not view.settled:
             return False
-        if len(view.files) < files and view.capture not in ("dead", None):
+        if len(view.files) < files and view.capture not in (TaskStatus.DEAD, None):
             return False
     return True
 
@@ -112,12 +112,8 @@ async def _simulate(
         webhook_backoff_seconds=0.1,
     )
     fake_app = create_fake_apiframe(api_key, behaviour=behaviour, seed=chaos.seed)
-    servers: list[tuple[LoopbackServer, asyncio.Task[None]]] = []
-    engine: Engine | None = None
-    client: ApiframeClient | None = None
-    try:
-        fake_server, fake_task, api_url = await serve_loopback(fake_app)
-        servers.append((fake_server, fake_task))
+    async with Loopback() as loopback:
+        api_url = await loopback.serve(fake_app)
         settings = loopback_settings(
             directory,
             api_key,
@@ -131,9 +127,8 @@ async def _simulate(
             retry_base_seconds=0.2,
             retry_max_seconds=2,
         )
-        receiver, receiver_task, receiver_url = await serve_loopback(create_app(settings))
-        servers.append((receiver, receiver_task))
-        client = ApiframeClient(api_key, api_url)
+        receiver_url = await loopback.serve(create_app(settings))
+        client = loopback.close_later(ApiframeClient(api_key, api_url))
         hook = f"{receiver_url}/webhooks/apiframe"
         ids = []
         for n in range(jobs):
@@ -149,7 +144,7 @@ async def _simulate(
         fake = fake_of(fake_app)
         await fake.settle()
         expected = _expected(fake, ids)
-        engine = create_db_engine(settings.database_url, pool_size=1)
+        engine = loopback.dispose_later(create_db_engine(settings.database_url, pool_size=1))
         deadline = time.monotonic() + seconds
         views: dict[str, JobView] = {}
         while time.monotonic() < deadline:
@@ -157,36 +152,28 @@ async def _simulate(
             if _settled(views, expected):
                 break
             await asyncio.sleep(0.25)
-        outcomes = []
+        reckonings = []
         for job_id, (model, status, files) in expected.items():
             view = views.get(job_id)
             actual = view.status if view else "(unknown)"
             got = len(view.files) if view else 0
-            outcomes.append(JobReckoning(job_id, model, status, files, actual, got))
+            reckonings.append(JobReckoning(job_id, model, status, files, actual, got))
         sent: Counter[str] = Counter()
         for delivery in fake.deliveries:
             sent["webhooks"] += 1
             for flag in ("duplicate", "dropped", "delayed", "reordered"):
                 if getattr(delivery, flag):
                     sent[flag] += 1
-        return outcomes, sent
-    finally:
-        if client is not None:
-            await client.aclose()
-        for server, _task in reversed(servers):
-            server.should_exit = True
-        await asyncio.gather(*(task for _server, task in servers), return_exceptions=True)
-        if engine is not None:
-            engine.dispose()
+        return reckonings, sent
 
 
-def _report(console: Console, outcomes: list[JobReckoning], sent: Counter[str]) -> None:
+def _report(console: Console, reckonings: list[JobReckoning], sent: Counter[str]) -> None:
     console.print(
         f"webhooks: {sent['webhooks']} deliveries, {sent['duplicate']} duplicated, "
         f"{sent['reordered']} reordered, {sent['delayed']} delayed, {sent['dropped']} dropped"
     )
     table = Table("job", "model", "expected", "actual", "files expected", "files", "")
-    for o in sorted(outcomes, key=lambda o: (o.ok, o.job_id)):
+    for o in sorted(reckonings, key=lambda o: (o.ok, o.job_id)):
         mark = "[green]ok[/]" if o.ok else "[bold red]MISMATCH[/]"
         table.add_row(
             o.job_id[:8],
@@ -198,10 +185,10 @@ def _report(console: Console, outcomes: list[JobReckoning], sent: Counter[str]) 
             mark,
         )
     console.print(table)
-    bad = sum(not o.ok for o in outcomes)
-    files = sum(o.actual_files for o in outcomes)
+    bad = sum(not o.ok for o in reckonings)
+    files = sum(o.actual_files for o in reckonings)
     verdict = "[green]all jobs agree[/]" if not bad else f"[bold red]{bad} mismatched[/]"
-    console.print(f"{len(outcomes)} jobs, {files} files captured: {verdict}")
+    console.print(f"{len(reckonings)} jobs, {files} files captured: {verdict}")
 
 
 def run_simulation(
@@ -226,6 +213,6 @@ def run_simulation(
     with tempfile.TemporaryDirectory(prefix="framehook-simulate-") as scratch:
         where = (directory or Path(scratch)).resolve()
         where.mkdir(parents=True, exist_ok=True)
-        outcomes, sent = asyncio.run(_simulate(where, jobs, chaos, timeout, console))
-    _report(console, outcomes, sent)
-    return 0 if all(o.ok for o in outcomes) else 1
+        reckonings, sent = asyncio.run(_simulate(where, jobs, chaos, timeout, console))
+    _report(console, reckonings, sent)
+    return 0 if all(o.ok for o in reckonings) else 1
