@@ -3,7 +3,7 @@
 from handlers._assets import Asset, AssetLog
 from handlers._context import HandlerContext
 from handlers._event import JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
-from handlers._handler import Handler
+from handlers._handler import Handler, wants
 from handlers._safety import FetchPolicy, UnsafeURL
 from handlers._signals import HandlerSignal, PermanentFailure, RetryLater, retry_after
 from handlers._transport import safe_client
@@ -24,4 +24,5 @@ __all__ = [
     "UnsafeURL",
     "retry_after",
     "safe_client",
+    "wants",
 ]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
+from structlog.typing import FilteringBoundLogger
 
 from handlers._assets import AssetLog
 from storage import Storage
@@ -31,7 +31,7 @@ class HandlerContext:
 
     task_id: int
     attempt: int
-    log: Any
+    log: FilteringBoundLogger
     storage: Storage
     http: httpx.AsyncClient
     assets: AssetLog

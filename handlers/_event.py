@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
-__all__ = ["LORA_EVENTS", "JobEvent", "JobSnapshot", "LoraEvent", "LoraSnapshot"]
+__all__ = ["LORA_ENDED", "LORA_EVENTS", "JobEvent", "JobSnapshot", "LoraEvent", "LoraSnapshot"]
 
 LORA_EVENTS = frozenset(
     {
@@ -20,6 +21,11 @@ LORA_EVENTS = frozenset(
 )
 """The LoRA training events a handler may subscribe to: ``lora.<status>``, one per status a
 LoRA reaches (``lora.ready`` and ``lora.failed`` are the ones Apiframe's webhook announces)."""
+
+LORA_ENDED = frozenset({"READY", "FAILED", "ARCHIVED"})
+"""The LoRA statuses after which its training runs no more: it succeeded, failed, or the LoRA
+was archived. The receiver's ``LORA_ENDED`` (``receiver.apiframe.loras``) is the same set as
+``LoraStatus`` members; this package cannot import it, and a test keeps the two equal."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,7 +62,7 @@ class JobEvent:
 
     event: str
     job_id: str
-    payload: dict[str, Any]
+    payload: Mapping[str, Any]
     delivery_id: int
     received_at: datetime
     source: str = "webhook"
@@ -109,3 +115,38 @@ class LoraEvent(JobEvent):
     """
 
     lora: LoraSnapshot
+
+    @classmethod
+    def from_lora(
+        cls,
+        lora: LoraSnapshot,
+        *,
+        event: str,
+        payload: Mapping[str, Any],
+        delivery_id: int,
+        received_at: datetime,
+        source: str = "webhook",
+    ) -> Self:
+        """The event ``event`` (``lora.ready``, ...) about ``lora`` as it stands, its training
+        described as a job: the LoRA's status, error and end, and progress 100 once it ended.
+
+        framehook's workers and ``handlers.testing`` both build LoRA events here, so a test's
+        event has the shape a worker's has.
+        """
+        job = JobSnapshot(
+            id=lora.id,
+            status=lora.status,
+            progress=100 if lora.status in LORA_ENDED else 0,
+            error=lora.error,
+            completed_at=lora.completed_at,
+        )
+        return cls(
+            event=event,
+            job_id=lora.id,
+            payload=payload,
+            delivery_id=delivery_id,
+            received_at=received_at,
+            source=source,
+            job=job,
+            lora=lora,
+        )

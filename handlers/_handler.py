@@ -1,14 +1,15 @@
-"""The extension point: what a handler is."""
+"""The extension point: what a handler is, and which events it is called for."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from handlers._context import HandlerContext
     from handlers._event import JobEvent
 
-__all__ = ["Handler"]
+__all__ = ["Handler", "wants"]
 
 
 @runtime_checkable
@@ -33,3 +34,24 @@ class Handler(Protocol):
 
     async def __call__(self, event: JobEvent, ctx: HandlerContext) -> None:
         """Handle one event."""
+
+
+def wants(
+    events: Collection[str],
+    event: str,
+    *,
+    models: Collection[str] | None = None,
+    model: str | None = None,
+) -> bool:
+    """Whether a handler subscribed to ``events`` (and, unless ``models`` is ``None``, to jobs
+    of those models) is called for ``event`` on a job of ``model``.
+
+    The one statement of the rule: framehook's intake creates tasks by it, and
+    ``handlers.testing.would_run`` answers by it. LoRA training events (``lora.*``) have no
+    model, so a ``models`` filter does not apply to them.
+    """
+    if event not in events:
+        return False
+    if event.startswith("lora."):
+        return True
+    return models is None or (model is not None and model in models)

@@ -30,8 +30,8 @@ import structlog
 
 from handlers._assets import Asset, AssetLog
 from handlers._context import HandlerContext
-from handlers._event import JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
-from handlers._handler import Handler
+from handlers._event import LORA_ENDED, JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
+from handlers._handler import Handler, wants
 from storage import MemoryStorage, Storage
 
 __all__ = [
@@ -153,7 +153,7 @@ def lora_event(
         payload: the webhook body; by default one in the shape framehook's fake Apiframe sends.
     """
     status = status.upper()
-    ended = status in ("READY", "FAILED", "ARCHIVED")
+    ended = status in LORA_ENDED
     if trigger_word is None and status == "READY":
         trigger_word = "TOKPN"
     if error is None and status == "FAILED":
@@ -180,21 +180,13 @@ def lora_event(
             "error": error,
         }
     )
-    return LoraEvent(
+    return LoraEvent.from_lora(
+        lora,
         event=f"lora.{status.lower()}",
-        job_id=lora_id,
         payload=body,
         delivery_id=delivery_id,
         received_at=moment,
         source=source,
-        job=JobSnapshot(
-            id=lora_id,
-            status=status,
-            progress=100 if ended else 0,
-            error=error,
-            completed_at=lora.completed_at,
-        ),
-        lora=lora,
     )
 
 
@@ -250,11 +242,9 @@ def make_context(
 
 def would_run(handler: Handler, event: JobEvent) -> bool:
     """Whether framehook would call ``handler`` for ``event`` (its events and, for a job's
-    events, its models)."""
+    events, its models): ``handlers.wants``, the rule framehook's intake applies."""
     models = getattr(handler, "models", None)
-    if event.event not in handler.events:
-        return False
-    return isinstance(event, LoraEvent) or models is None or event.model in models
+    return wants(handler.events, event.event, models=models, model=event.model)
 
 
 async def run_async(

@@ -21,7 +21,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
-from receiver.db.models import Task, metadata
+from receiver.db.models import AttemptOutcome, Task, TaskStatus, metadata
 from receiver.logs import get_logger
 
 if TYPE_CHECKING:
@@ -37,9 +37,9 @@ __all__ = ["HandlerMeter", "Metrics", "metrics_endpoint"]
 _log = get_logger("framehook.metrics")
 _tasks = metadata.tables[Task.__tablename__]
 
-TASK_STATUSES = ("queued", "running", "succeeded", "dead", "superseded")
+TASK_STATUSES = tuple(s.value for s in TaskStatus)
 SIGNATURE_REASONS = ("signature_missing", "signature_malformed", "signature_mismatch")
-HANDLER_OUTCOMES = ("succeeded", "retry", "dead")
+HANDLER_OUTCOMES = tuple(o.value for o in AttemptOutcome)
 WEBHOOK_EVENTS = frozenset({"progress", "completed", "failed"})
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 HANDLER_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
@@ -54,7 +54,7 @@ class HandlerMeter:
         self._runs = {o: metrics.handler_runs.labels(handler, o) for o in HANDLER_OUTCOMES}
         self._seconds = {o: metrics.handler_seconds.labels(handler, o) for o in HANDLER_OUTCOMES}
 
-    def attempt(self, outcome: str, seconds: float | None) -> None:
+    def attempt(self, outcome: AttemptOutcome, seconds: float | None) -> None:
         """Count one attempt ending in ``outcome``; ``seconds`` is ``None`` when the handler
         never ran (the delivery's body was pruned)."""
         self._runs[outcome].inc()
@@ -214,7 +214,9 @@ class _TaskCollector(Collector):
                 grouped = select(t.c.status, func.count()).group_by(t.c.status)
                 counts: dict[str, int] = {row[0]: row[1] for row in connection.execute(grouped)}
                 oldest = connection.execute(
-                    select(func.min(t.c.run_at)).where(t.c.status == "queued", t.c.run_at <= now)
+                    select(func.min(t.c.run_at)).where(
+                        t.c.status == TaskStatus.QUEUED, t.c.run_at <= now
+                    )
                 ).scalar()
         except Exception as exc:
             _log.warning(

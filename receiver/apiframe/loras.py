@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "LORA_ENDED",
     "MAX_LORA_ID_LENGTH",
     "LoraNotice",
     "LoraStatus",
@@ -61,6 +62,12 @@ class LoraStatus(StrEnum):
     READY = "READY"
     FAILED = "FAILED"
     ARCHIVED = "ARCHIVED"
+
+
+LORA_ENDED = frozenset({LoraStatus.READY, LoraStatus.FAILED, LoraStatus.ARCHIVED})
+"""Statuses after which a LoRA's training runs no more: it succeeded, failed, or the LoRA was
+archived. ``handlers`` holds the same set as strings (it cannot import this module); a test
+keeps the two equal."""
 
 
 # What other spellings of a status (or an event name, upper-cased) most plausibly mean.

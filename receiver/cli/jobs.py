@@ -17,6 +17,7 @@ from rich.console import Console
 
 from receiver.cli.config import age_option, err, fail, load_settings
 from receiver.errors import FramehookError
+from receiver.intake.job_state import JobStatus
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["jobs", "jobs_app", "jobs_show", "prune", "reconcile", "replay"]
 
 _T = TypeVar("_T")
+_JOB_STATUSES = tuple(s.value for s in JobStatus)
 
 
 def replay(
@@ -155,7 +157,8 @@ def _read_database(database_url: str | None, work: Callable[[Connection], _T]) -
 def jobs(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option(help="QUEUED, PROCESSING, COMPLETED, FAILED or CANCELLED.")
+        str | None,
+        typer.Option(help=f"{', '.join(_JOB_STATUSES[:-1])} or {_JOB_STATUSES[-1]}."),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Only this model's jobs.")] = None,
     since: Annotated[
@@ -172,12 +175,12 @@ def jobs(
         return
     from datetime import UTC, datetime
 
-    from receiver.admin.queries import JOB_STATUSES, JobFilter, asset_counts, list_jobs
+    from receiver.admin.queries import JobFilter, asset_counts, list_jobs
     from receiver.cli.tables import jobs_table
 
     wanted = None if status is None else status.upper()
-    if wanted is not None and wanted not in JOB_STATUSES:
-        raise fail(f"--status {status!r}: say one of {', '.join(JOB_STATUSES)}")
+    if wanted is not None and wanted not in _JOB_STATUSES:
+        raise fail(f"--status {status!r}: say one of {', '.join(_JOB_STATUSES)}")
     now = datetime.now(UTC)
     where = JobFilter(wanted, model, now - age_option(since) if since is not None else None)
 

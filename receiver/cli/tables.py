@@ -11,11 +11,31 @@ from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
 
+from receiver.db.models import TaskStatus
+from receiver.intake.arrivals import DeliveryOutcome
+from receiver.intake.job_state import JobStatus
+
 __all__ = ["age", "jobs_table", "timeline"]
 
-_STATUS = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "red", "PROCESSING": "yellow"}
-_OUTCOME = {"accepted": "green", "duplicate": "dim", "stale": "yellow", "conflict": "red"}
-_TASK = {"succeeded": "green", "dead": "bold red", "running": "yellow", "superseded": "dim"}
+_STATUS: dict[str, str] = {
+    JobStatus.COMPLETED: "green",
+    JobStatus.FAILED: "red",
+    JobStatus.CANCELLED: "red",
+    JobStatus.PROCESSING: "yellow",
+}
+_OUTCOME: dict[str, str] = {
+    DeliveryOutcome.ACCEPTED: "green",
+    DeliveryOutcome.DUPLICATE: "dim",
+    DeliveryOutcome.STALE: "yellow",
+    DeliveryOutcome.CONFLICT: "red",
+}
+# Also an attempt's outcome: ``succeeded`` and ``dead`` share the task statuses' colours.
+_TASK: dict[str, str] = {
+    TaskStatus.SUCCEEDED: "green",
+    TaskStatus.DEAD: "bold red",
+    TaskStatus.RUNNING: "yellow",
+    TaskStatus.SUPERSEDED: "dim",
+}
 
 
 def age(moment: datetime | None, now: datetime) -> str:
@@ -107,7 +127,9 @@ def _tasks(job: Mapping[str, Any]) -> Table:
             _styled(t["status"], _TASK),
             str(t["attempts"]),
             "",
-            f"next {_when(t['runAt'])}" if t["status"] == "queued" else _when(t["finishedAt"]),
+            f"next {_when(t['runAt'])}"
+            if t["status"] == TaskStatus.QUEUED
+            else _when(t["finishedAt"]),
             _text(t["lastError"]),
         )
         for a in t["history"]:

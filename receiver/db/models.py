@@ -26,6 +26,7 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "AssetRecord",
+    "AttemptOutcome",
     "Delivery",
     "Job",
     "LedgerEntry",
@@ -159,6 +160,13 @@ class TaskStatus(StrEnum):
     SUPERSEDED = "superseded"  #: a queued progress task made pointless by a newer event
 
 
+def _only(status: TaskStatus) -> dict[str, Any]:
+    """A partial index's WHERE for one task status, in the text the migrations wrote
+    (``status = 'queued'``): the migrations are frozen history, and these mirror them."""
+    where = f"status = '{status.value}'"
+    return {"postgresql_where": text(where), "sqlite_where": text(where)}
+
+
 class Task(SQLModel, table=True):
     """One handler's run for one delivery: created with the delivery, run at least once."""
 
@@ -172,15 +180,13 @@ class Task(SQLModel, table=True):
             "priority",
             "run_at",
             "id",
-            postgresql_where=text("status = 'queued'"),
-            sqlite_where=text("status = 'queued'"),
+            **_only(TaskStatus.QUEUED),
         ),
         # Only running tasks have leases worth checking: a small partial index.
         Index(
             "ix_tasks_leases",
             "lease_expires_at",
-            postgresql_where=text("status = 'running'"),
-            sqlite_where=text("status = 'running'"),
+            **_only(TaskStatus.RUNNING),
         ),
         Index("ix_tasks_job_handler", "job_id", "handler"),
         # Dead tasks, for the dashboard and ``/api/tasks``: a partial index stays as small as
@@ -188,8 +194,7 @@ class Task(SQLModel, table=True):
         Index(
             "ix_tasks_dead",
             "id",
-            postgresql_where=text("status = 'dead'"),
-            sqlite_where=text("status = 'dead'"),
+            **_only(TaskStatus.DEAD),
         ),
     )
 
@@ -211,6 +216,14 @@ class Task(SQLModel, table=True):
     finished_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+
+
+class AttemptOutcome(StrEnum):
+    """How one run of a task ended (``task_attempts.outcome``)."""
+
+    SUCCEEDED = "succeeded"  #: the handler returned: the task is ``succeeded``
+    RETRY = "retry"  #: it failed and runs again later: the task is ``queued`` again
+    DEAD = "dead"  #: it failed for good, or used its last attempt: the task is ``dead``
 
 
 class TaskAttempt(SQLModel, table=True):

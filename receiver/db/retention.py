@@ -14,14 +14,15 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, delete, select, update
 
 from receiver.db.engine import writing
-from receiver.db.models import Delivery, Task, TaskAttempt, metadata
+from receiver.db.models import Delivery, Task, TaskAttempt, TaskStatus, metadata
 
 __all__ = ["Pruned", "prune"]
 
 _deliveries = metadata.tables[Delivery.__tablename__]
 _tasks = metadata.tables[Task.__tablename__]
 _attempts = metadata.tables[TaskAttempt.__tablename__]
-PRUNABLE_TASKS = ("succeeded", "superseded")
+PRUNABLE_TASKS = (TaskStatus.SUCCEEDED, TaskStatus.SUPERSEDED)
+_KEEPS_BODY = (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.DEAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,8 @@ def prune(engine: Engine, older_than: timedelta, now: datetime | None = None) ->
     """
     cutoff = (now or datetime.now(UTC)) - older_than
     d, t, a = _deliveries, _tasks, _attempts
-    unfinished = select(t.c.delivery_id).where(t.c.status.in_(("queued", "running", "dead")))
+    # Tasks that may still run (a dead one, once replayed), so their bodies stay.
+    unfinished = select(t.c.delivery_id).where(t.c.status.in_(_KEEPS_BODY))
     old_tasks = select(t.c.id).where(t.c.status.in_(PRUNABLE_TASKS), t.c.finished_at < cutoff)
     with writing(engine) as connection:
         bodies = connection.execute(

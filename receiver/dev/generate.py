@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from receiver.apiframe.client import DEFAULT_API_URL, ApiframeClient, ApiframeError
+from receiver.db.models import TaskStatus
 from receiver.dev.live import TERMINAL, JobWatch, jobs_table
 from receiver.retry import RetryPolicy
 from receiver.settings import Settings
@@ -132,7 +133,7 @@ def _outcome(watch: JobWatch, out: Console, err: Console, request: JobRequest) -
     """The exit code once the job has settled (``None`` while it has not)."""
     view = watch.view
     if view is not None and view.status == "COMPLETED" and view.settled:
-        if view.capture == "dead":
+        if view.capture == TaskStatus.DEAD:
             err.print(
                 f"[bold red]completed, but capturing its files failed:[/] "
                 f"{escape(view.capture_error or 'unknown error')}; "

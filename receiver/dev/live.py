@@ -25,18 +25,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from handlers.download import find_assets
 from receiver.apiframe.client import ApiframeClient, ApiframeError
 from receiver.db.engine import create_db_engine, normalize_url
-from receiver.db.models import AssetRecord, Job, Task, metadata
+from receiver.db.models import AssetRecord, Job, Task, TaskStatus, metadata
+from receiver.intake.job_state import TERMINAL, JobStatus
 
 __all__ = ["TERMINAL", "JobView", "JobWatch", "StoredFile", "jobs_table", "read_jobs"]
-
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
-"""Statuses a job never leaves."""
 
 _jobs = metadata.tables[Job.__tablename__]
 _assets = metadata.tables[AssetRecord.__tablename__]
 _tasks = metadata.tables[Task.__tablename__]
-_PENDING = frozenset({"queued", "running"})  # task statuses
-_STYLES = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "red", "PROCESSING": "yellow"}
+_PENDING = frozenset({TaskStatus.QUEUED, TaskStatus.RUNNING})
+_STYLES: dict[str, str] = {
+    JobStatus.COMPLETED: "green",
+    JobStatus.FAILED: "red",
+    JobStatus.CANCELLED: "red",
+    JobStatus.PROCESSING: "yellow",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +92,9 @@ class JobView:
 
 def _capture_status(statuses: list[str]) -> str | None:
     # A replay queues a task again: any success counts, then anything still pending.
-    for status in ("succeeded", "running", "queued", "dead"):
+    for status in (TaskStatus.SUCCEEDED, TaskStatus.RUNNING, TaskStatus.QUEUED, TaskStatus.DEAD):
         if status in statuses:
-            return status
+            return status.value
     return None
 
 
@@ -154,9 +157,9 @@ def _status(view: JobView | None) -> Text:
 def _files(view: JobView | None) -> Text:
     if view is None or view.status != "COMPLETED":
         return Text("-" if view is None or not view.terminal else "0", style="dim")
-    if view.capture == "dead":
+    if view.capture == TaskStatus.DEAD:
         return Text(f"{len(view.files)}/{view.expected} failed", style="bold red")
-    if view.capture is None or view.capture == "succeeded":
+    if view.capture is None or view.capture == TaskStatus.SUCCEEDED:
         return Text(str(len(view.files)), style="green")
     return Text(f"{len(view.files)}/{view.expected}", style="cyan")
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from handlers import wants
 from receiver.apiframe.events import ParsedBody
 from receiver.apiframe.signatures import SignatureMatch
 
@@ -41,15 +42,9 @@ class Subscription:
     models: frozenset[str] | None = None
 
     def wants(self, event: str, model: str | None) -> bool:
-        """Whether a task for this handler is created for ``event`` on a job of ``model``.
-
-        LoRA events (``lora.*``) have no model: a ``models`` filter does not apply to them.
-        """
-        if event not in self.events:
-            return False
-        if event.startswith("lora."):
-            return True
-        return self.models is None or (model is not None and model in self.models)
+        """Whether a task for this handler is created for ``event`` on a job of ``model``, by
+        ``handlers.wants``: the rule ``handlers.testing.would_run`` applies too."""
+        return wants(self.events, event, models=self.models, model=model)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from receiver.apiframe.loras import LoraNotice, LoraStatus
+from receiver.apiframe.loras import LORA_ENDED, LoraNotice, LoraStatus
 from receiver.intake.job_state import Verdict
 
 __all__ = ["LORA_UNFINISHED", "LoraState", "LoraTransition", "apply_lora"]
@@ -30,10 +30,10 @@ _RANK = {
     LoraStatus.FAILED: 4,
     LoraStatus.ARCHIVED: 5,
 }
-_ENDINGS = frozenset({LoraStatus.READY, LoraStatus.FAILED})
-LORA_UNFINISHED = frozenset(
-    {LoraStatus.UNKNOWN, LoraStatus.PENDING, LoraStatus.UPLOADING, LoraStatus.TRAINING}
-)
+# The outcomes of training, between which the first wins. Not ``LORA_ENDED``: ``ARCHIVED`` is
+# no outcome but a later deletion, which may follow either ending (and moves the LoRA on).
+_ENDINGS = LORA_ENDED - {LoraStatus.ARCHIVED}
+LORA_UNFINISHED = frozenset(LoraStatus) - LORA_ENDED
 """Statuses of a LoRA whose training may still end (reconciliation looks them up)."""
 
 

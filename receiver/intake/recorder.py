@@ -20,8 +20,9 @@ from sqlalchemy.engine import Connection
 
 from receiver.apiframe.events import CompletedEvent, FailedEvent, Kind, ProgressEvent
 from receiver.apiframe.loras import LoraNotice, lora_event_name
+from receiver.db.models import TaskStatus
 from receiver.db.sql.intake import IntakeSql, JobRow
-from receiver.db.sql.loras import LoraSql
+from receiver.db.sql.loras import LoraRow, LoraSql
 from receiver.intake.arrivals import Arrival, DeliveryOutcome, Receipt, Subscription
 from receiver.intake.job_state import JobState, JobStatus, Verdict, apply
 from receiver.intake.lora_state import LoraState, apply_lora
@@ -40,6 +41,28 @@ def _row_to_state(row: JobRow) -> JobState:
         error=row.error,
         credit_cost=row.credit_cost,
         completed_at=row.completed_at,
+    )
+
+
+# receiver.db.sql reads and writes rows, and knows nothing of the state machines above it.
+def _lora_state(row: LoraRow) -> LoraState:
+    return LoraState(
+        status=row.status,
+        name=row.name,
+        trigger_word=row.trigger_word,
+        error=row.error,
+        completed_at=row.completed_at,
+    )
+
+
+def _lora_row(lora_id: str, state: LoraState) -> LoraRow:
+    return LoraRow(
+        id=lora_id,
+        status=state.status,
+        name=state.name,
+        trigger_word=state.trigger_word,
+        error=state.error,
+        completed_at=state.completed_at,
     )
 
 
@@ -259,6 +282,7 @@ class Recorder:
         # Only a handler that wants progress events can have a queued progress task to supersede.
         supersedable: set[tuple[str, str]] = set()
         counts = [0] * len(arrivals)
+        queued = TaskStatus.QUEUED.value
         for i, (arrival, outcome) in enumerate(zip(arrivals, outcomes, strict=True)):
             if outcome is not DeliveryOutcome.ACCEPTED:
                 continue
@@ -273,12 +297,12 @@ class Recorder:
                 if job_id is not None:
                     pair = (job_id, sub.name)
                     if pair in latest and rows[latest[pair]][3] == "progress":
-                        rows[latest[pair]][4] = "superseded"
+                        rows[latest[pair]][4] = TaskStatus.SUPERSEDED.value
                     latest[pair] = len(rows)
                     if "progress" in sub.events:
                         supersedable.add(pair)
                 rows.append(
-                    [delivery_ids[i], job_id, sub.name, name, "queued", priority, 0, now, now, now]
+                    [delivery_ids[i], job_id, sub.name, name, queued, priority, 0, now, now, now]
                 )
         if rows:
             if supersedable:
@@ -304,7 +328,7 @@ def move_loras(
     ids = sorted(first_seen)
     created = sql.create(cursor, ids, first_seen)
     before: dict[str, LoraState | None] = {
-        row.id: None if row.id in created else row.state for row in sql.lock(cursor, ids)
+        row.id: None if row.id in created else _lora_state(row) for row in sql.lock(cursor, ids)
     }
     states = dict(before)
     verdicts = []
@@ -315,7 +339,7 @@ def move_loras(
     sql.update(
         cursor,
         (
-            (lora_id, state, last_seen[lora_id])
+            (_lora_row(lora_id, state), last_seen[lora_id])
             for lora_id, state in states.items()
             if state is not None and state != before[lora_id]
         ),

@@ -22,7 +22,7 @@ from receiver.apiframe.signatures import Verifier
 from receiver.errors import BodyTooLarge, RequestRejected, SignatureRejected
 from receiver.intake.charges import count_charges
 from receiver.intake.group_commit import Committer
-from receiver.intake.recorder import Arrival, Receipt
+from receiver.intake.recorder import Arrival, DeliveryOutcome, Receipt
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
 from receiver.responses import json_response, rejection
@@ -135,7 +135,9 @@ class WebhookEndpoint:
         status = 400 if parsed.problem is not None else 202 if receipt.outcome.is_new else 200
         # One line per delivery; anything unusual raises its level, not the line count.
         unusual = (
-            arrival.event_mismatch or parsed.problem is not None or receipt.outcome == "conflict"
+            arrival.event_mismatch
+            or parsed.problem is not None
+            or receipt.outcome == DeliveryOutcome.CONFLICT
         )
         (log.warning if unusual else log.info)(
             "delivery",

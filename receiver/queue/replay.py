@@ -13,13 +13,14 @@ from sqlalchemy import Engine, text, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from receiver.db.engine import writing
-from receiver.db.models import Task, metadata
+from receiver.db.models import Task, TaskStatus, metadata
 from receiver.queue.notify import CHANNEL
 
 __all__ = ["replay_dead", "replay_job", "retry_task"]
 
 _tasks = metadata.tables[Task.__tablename__]
-_DONE = ("succeeded", "dead", "superseded")
+# A job's tasks that ran to an end; superseded ones never ran, and replaying a job leaves them.
+_RAN = (TaskStatus.SUCCEEDED, TaskStatus.DEAD)
 
 
 def _requeue(engine: Engine, *conditions: ColumnElement[bool]) -> int:
@@ -27,9 +28,9 @@ def _requeue(engine: Engine, *conditions: ColumnElement[bool]) -> int:
     t = _tasks
     statement = (
         update(t)
-        .where(t.c.status != "running", *conditions)
+        .where(t.c.status != TaskStatus.RUNNING, *conditions)
         .values(
-            status="queued",
+            status=TaskStatus.QUEUED,
             run_at=now,
             updated_at=now,
             finished_at=None,
@@ -51,7 +52,7 @@ def retry_task(engine: Engine, task_id: int) -> bool:
 
 def replay_job(engine: Engine, job_id: str, handler: str | None = None) -> int:
     """Run a job's finished tasks again (optionally one handler's). Returns how many."""
-    conditions = [_tasks.c.job_id == job_id, _tasks.c.status.in_(_DONE[:2])]
+    conditions = [_tasks.c.job_id == job_id, _tasks.c.status.in_(_RAN)]
     if handler is not None:
         conditions.append(_tasks.c.handler == handler)
     return _requeue(engine, *conditions)
@@ -59,7 +60,7 @@ def replay_job(engine: Engine, job_id: str, handler: str | None = None) -> int:
 
 def replay_dead(engine: Engine, handler: str | None = None) -> int:
     """Queue every dead task again (optionally one handler's). Returns how many."""
-    conditions = [_tasks.c.status == "dead"]
+    conditions = [_tasks.c.status == TaskStatus.DEAD]
     if handler is not None:
         conditions.append(_tasks.c.handler == handler)
     return _requeue(engine, *conditions)

@@ -9,6 +9,15 @@ died or froze) is claimed again.
 Fencing: the attempt number is the lease's token. Every write a worker makes about its task
 says which attempt it is, and matches nothing once the task was claimed again: a worker that
 was frozen past its lease cannot overwrite the newer attempt's outcome.
+
+Two styles, on purpose. Claims and finishes happen for every task, thousands a second, so they
+are plain SQL on the DBAPI cursor (``receiver.db.sql.tasks``; ``receiver.db.sql.dialect`` says
+why). ``renew``, ``reclaim_expired`` and ``bury_exhausted`` run on the lease timer, ``next_due``
+before the worker sleeps and ``release`` at shutdown: they stay in SQLAlchemy Core, which reads
+better and whose overhead does not matter there.
+
+The SQL returns rows; the events handlers receive are made here, a LoRA's by
+``LoraEvent.from_lora`` as ``handlers.testing`` makes it.
 """
 
 from __future__ import annotations
@@ -19,10 +28,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, or_, select, update
 
-from handlers import JobEvent
+from handlers import JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
+from receiver.apiframe.loras import LoraStatus, lora_event_name, recognise_lora
 from receiver.db.engine import IMMEDIATE, write_transaction, writing
-from receiver.db.models import Task, metadata
-from receiver.db.sql.tasks import AttemptResult, TaskSql
+from receiver.db.models import AttemptOutcome, Task, TaskStatus, metadata
+from receiver.db.sql.tasks import AttemptResult, EventRow, LoraEventRow, TaskSql
 
 __all__ = ["AttemptResult", "ClaimedTask", "TaskQueue", "attempt_result"]
 
@@ -48,18 +58,78 @@ class ClaimedTask:
 
 
 def attempt_result(
-    task: ClaimedTask, outcome: str, error: str | None = None, run_at: datetime | None = None
+    task: ClaimedTask,
+    outcome: AttemptOutcome,
+    error: str | None = None,
+    run_at: datetime | None = None,
 ) -> AttemptResult:
     """The record of ``task``'s attempt ending in ``outcome`` (``succeeded``, ``dead``, or
     ``retry`` at ``run_at``)."""
+    # A retry queues the task again; the other outcomes leave it in the status of that name.
+    status = TaskStatus.QUEUED if outcome == AttemptOutcome.RETRY else TaskStatus(outcome)
     return AttemptResult(
         task_id=task.id,
         attempt=task.attempt,
-        status="queued" if outcome == "retry" else outcome,
+        status=status,
         outcome=outcome,
         started_at=task.started_at,
         error=error,
         run_at=run_at,
+    )
+
+
+def _event(row: EventRow, name: str) -> JobEvent:
+    """The event a handler is given for a claimed delivery; ``name``, its task's event name,
+    names a LoRA event (a job's event name is in its delivery)."""
+    if row.lora is not None:
+        return _lora_event(row, row.lora, name)
+    job = row.job
+    assert job is not None  # a delivery without a LoRA is a job's
+    snapshot = JobSnapshot(
+        id=job.id,
+        status=job.status,
+        progress=job.progress,
+        model=job.model,
+        result=job.result,
+        error=job.error,
+        credit_cost=job.credit_cost,
+        completed_at=job.completed_at,
+    )
+    return JobEvent(
+        event=row.event,
+        job_id=job.id,
+        payload=row.payload,
+        delivery_id=row.delivery_id,
+        received_at=row.received_at,
+        source=row.source,
+        job=snapshot,
+    )
+
+
+def _lora_event(row: EventRow, lora: LoraEventRow, name: str) -> LoraEvent:
+    """A LoRA delivery's event, named as its task was queued (else after the status its body
+    reported, else the LoRA's own: a LoRA event's name, ``lora.ready``, is not in its body),
+    with the LoRA as it stands."""
+    if not name:
+        notice = recognise_lora(row.payload) if isinstance(row.payload, dict) else None
+        reported = notice.status if notice is not None else str(lora.status)
+        name = lora_event_name(reported) or "lora.unknown"
+    snapshot = LoraSnapshot(
+        id=lora.id,
+        status=lora.status or LoraStatus.UNKNOWN.value,
+        name=lora.name,
+        trigger_word=lora.trigger_word,
+        error=lora.error,
+        created_at=lora.created_at,
+        completed_at=lora.completed_at,
+    )
+    return LoraEvent.from_lora(
+        snapshot,
+        event=name,
+        payload=row.payload,
+        delivery_id=row.delivery_id,
+        received_at=row.received_at,
+        source=row.source,
     )
 
 
@@ -97,9 +167,11 @@ class TaskQueue:
                 rows = self._sql.claim(cursor, handlers, limit, now, now + self.lease, self.worker)
                 # In the same transaction: one checkout and no second BEGIN per claim.
                 names = {r.delivery_id: r.event for r in rows}
-                events = self._sql.events(cursor, set(names), names)
+                found = self._sql.events(cursor, set(names))
             finally:
                 cursor.close()
+        # After the commit: making events (LoRA recognition included) holds no locks.
+        events = {d: _event(row, names[d]) for d, row in found.items()}
         return [
             ClaimedTask(
                 r.id,
@@ -122,7 +194,7 @@ class TaskQueue:
         expired = (
             select(t.c.id)
             .where(
-                t.c.status == "running",
+                t.c.status == TaskStatus.RUNNING,
                 t.c.lease_expires_at < now,
                 t.c.attempts - t.c.attempt_offset < self.max_attempts,
                 t.c.handler.in_(list(handlers)),
@@ -133,7 +205,12 @@ class TaskQueue:
         reclaim = (
             update(t)
             .where(t.c.id.in_(expired))
-            .values(status="queued", run_at=now, lease_expires_at=None, last_error=LEASE_EXPIRED)
+            .values(
+                status=TaskStatus.QUEUED,
+                run_at=now,
+                lease_expires_at=None,
+                last_error=LEASE_EXPIRED,
+            )
         )
         with writing(self.engine) as connection:
             return connection.execute(reclaim).rowcount
@@ -146,7 +223,7 @@ class TaskQueue:
         statement = (
             update(t)
             .where(
-                t.c.status == "running",
+                t.c.status == TaskStatus.RUNNING,
                 or_(*(and_(t.c.id == i, t.c.attempts == a) for i, a in held)),
             )
             .values(lease_expires_at=now + self.lease)
@@ -157,7 +234,7 @@ class TaskQueue:
     def finish(
         self,
         task: ClaimedTask,
-        outcome: str,
+        outcome: AttemptOutcome,
         now: datetime,
         error: str | None = None,
         run_at: datetime | None = None,
@@ -183,9 +260,11 @@ class TaskQueue:
         t = _tasks
         statement = (
             update(t)
-            .where(t.c.id == task.id, t.c.attempts == task.attempt, t.c.status == "running")
+            .where(
+                t.c.id == task.id, t.c.attempts == task.attempt, t.c.status == TaskStatus.RUNNING
+            )
             .values(
-                status="queued",
+                status=TaskStatus.QUEUED,
                 attempts=t.c.attempts - 1,
                 run_at=now,
                 lease_expires_at=None,
@@ -201,12 +280,12 @@ class TaskQueue:
         statement = (
             update(t)
             .where(
-                t.c.status == "running",
+                t.c.status == TaskStatus.RUNNING,
                 t.c.lease_expires_at < now,
                 t.c.attempts - t.c.attempt_offset >= self.max_attempts,
             )
             .values(
-                status="dead",
+                status=TaskStatus.DEAD,
                 finished_at=now,
                 updated_at=now,
                 lease_expires_at=None,
@@ -219,6 +298,8 @@ class TaskQueue:
     def next_due(self, handlers: Collection[str]) -> datetime | None:
         """When the earliest queued task for ``handlers`` becomes due (to sleep until then)."""
         t = _tasks
-        query = select(t.c.run_at).where(t.c.status == "queued", t.c.handler.in_(list(handlers)))
+        query = select(t.c.run_at).where(
+            t.c.status == TaskStatus.QUEUED, t.c.handler.in_(list(handlers))
+        )
         with self.engine.connect() as connection:
             return connection.execute(query.order_by(t.c.run_at).limit(1)).scalar()

@@ -25,6 +25,7 @@ import anyio
 import httpx
 
 from handlers import Handler, HandlerContext, PermanentFailure, RetryLater
+from receiver.db.models import AttemptOutcome
 from receiver.logs import get_logger
 from receiver.metrics import HandlerMeter, Metrics
 from receiver.queue.assets import DatabaseAssets
@@ -191,7 +192,9 @@ class Worker:
         handler = self.handlers[task.handler]
         log = _log.bind(task_id=task.id, handler=task.handler, attempt=task.attempt)
         if task.event is None:
-            await self._record(task, "dead", "the delivery's raw body is gone (pruned)", log)
+            await self._record(
+                task, AttemptOutcome.DEAD, "the delivery's raw body is gone (pruned)", log
+            )
             return
         log = log.bind(job_id=task.event.job_id, webhook_event=task.event.event)
         context = HandlerContext(
@@ -212,7 +215,7 @@ class Worker:
             await self._retry(task, reason, log, signal.delay, ran=clock() - started)
         except PermanentFailure as signal:
             reason = f"permanent failure: {signal.reason}"
-            await self._record(task, "dead", reason, log, ran=clock() - started)
+            await self._record(task, AttemptOutcome.DEAD, reason, log, ran=clock() - started)
         except TimeoutError:
             await self._retry(task, f"timed out after {timeout:g} s", log, ran=clock() - started)
         except asyncio.CancelledError:
@@ -220,7 +223,7 @@ class Worker:
         except Exception as exc:
             await self._retry(task, _describe(exc), log, exc_info=exc, ran=clock() - started)
         else:
-            await self._record(task, "succeeded", None, log, ran=clock() - started)
+            await self._record(task, AttemptOutcome.SUCCEEDED, None, log, ran=clock() - started)
 
     async def _retry(
         self,
@@ -234,16 +237,22 @@ class Worker:
         decision = self.policy.decide(task.budget_attempt, _now(), delay)
         if decision.gives_up:
             note = f"{error} (attempt {task.budget_attempt}, giving up)"
-            await self._record(task, "dead", note, log, ran=ran)
+            await self._record(task, AttemptOutcome.DEAD, note, log, ran=ran)
             return
         await self._record(
-            task, "retry", error, log, run_at=decision.run_at, exc_info=exc_info, ran=ran
+            task,
+            AttemptOutcome.RETRY,
+            error,
+            log,
+            run_at=decision.run_at,
+            exc_info=exc_info,
+            ran=ran,
         )
 
     async def _record(
         self,
         task: ClaimedTask,
-        outcome: str,
+        outcome: AttemptOutcome,
         error: str | None,
         log: Any,
         run_at: datetime | None = None,
@@ -269,14 +278,15 @@ class Worker:
                 "task outcome discarded: the task was claimed again meanwhile", outcome=outcome
             )
             return
-        level = log.info if outcome == "succeeded" else log.warning
+        succeeded = outcome is AttemptOutcome.SUCCEEDED
+        level = log.info if succeeded else log.warning
         level(
             "task",
             outcome=outcome,
             error=error,
             retry_at=None if run_at is None else run_at.isoformat(),
-            ms=round(ran * 1000, 2) if ran is not None and outcome == "succeeded" else None,
-            exc_info=exc_info if outcome == "retry" and exc_info is not None else None,
+            ms=round(ran * 1000, 2) if ran is not None and succeeded else None,
+            exc_info=exc_info if outcome is AttemptOutcome.RETRY and exc_info is not None else None,
         )
 
     async def _renew_leases(self, stop: asyncio.Event) -> None:

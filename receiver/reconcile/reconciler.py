@@ -35,6 +35,7 @@ from receiver.apiframe.events import parse_body
 from receiver.db.engine import writing
 from receiver.db.models import Delivery, Job, metadata
 from receiver.intake.charges import count_charges
+from receiver.intake.job_state import JobStatus
 from receiver.intake.recorder import Arrival, Receipt, Recorder
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
@@ -55,7 +56,7 @@ _log = get_logger("framehook.reconcile")
 _jobs = metadata.tables[Job.__tablename__]
 _deliveries = metadata.tables[Delivery.__tablename__]
 CATCH_UP_MARGIN = timedelta(minutes=10)
-UNFINISHED = ("QUEUED", "PROCESSING")
+UNFINISHED = (JobStatus.QUEUED, JobStatus.PROCESSING)
 
 
 @dataclass

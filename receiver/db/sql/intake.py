@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from receiver.db.models import TaskStatus
 from receiver.db.sql.dialect import DialectSql
 
 __all__ = ["IntakeSql", "JobRow"]
@@ -41,7 +42,9 @@ JOB_STATE_COLUMNS = (
     "credit_cost",
     "completed_at",
 )
-JOB_COLUMNS = ("id", *JOB_STATE_COLUMNS, "created_at", "updated_at")
+# A job first seen: the rest of its state comes from the events.
+NEW_JOB_COLUMNS = ("id", "status", "progress", "created_at", "updated_at")
+LEDGER_COLUMNS = ("key", "fingerprint", "first_seen_at")
 TASK_COLUMNS = (
     "delivery_id",
     "job_id",
@@ -58,7 +61,7 @@ TASK_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class JobRow:
-    """A ``jobs`` row as the state machine needs it."""
+    """A ``jobs`` row's state: what the state machine moves, and a claimed task's job."""
 
     id: str
     status: str
@@ -75,13 +78,12 @@ class IntakeSql(DialectSql):
 
     def claim(self, cursor: Any, rows: Sequence[tuple[str, str, Any]]) -> set[str]:
         """Insert ledger keys ``(key, fingerprint, ts(first_seen_at))``; return the new ones."""
-        columns = ("key", "fingerprint", "first_seen_at")
         sql = (
             f'INSERT INTO ledger ("key", fingerprint, first_seen_at) '
-            f"VALUES {self._values(columns, len(rows))} "
+            f"VALUES {self._values(LEDGER_COLUMNS, len(rows))} "
             f'ON CONFLICT ("key") DO NOTHING RETURNING "key"'
         )
-        params = self._flatten(columns, rows)
+        params = self._flatten(LEDGER_COLUMNS, rows)
         cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
 
@@ -95,13 +97,13 @@ class IntakeSql(DialectSql):
     def create_jobs(self, cursor: Any, ids: Sequence[str], first_seen: dict[str, Any]) -> set[str]:
         """Insert ``QUEUED`` rows for jobs not seen yet (``first_seen``: ``ts()`` values);
         return the ids created."""
-        columns = ("id", "status", "progress", "created_at", "updated_at")
         sql = (
-            f"INSERT INTO jobs (id, status, progress, created_at, updated_at) "
-            f"VALUES {self._values(columns, len(ids))} ON CONFLICT (id) DO NOTHING RETURNING id"
+            f"INSERT INTO jobs ({', '.join(NEW_JOB_COLUMNS)}) "
+            f"VALUES {self._values(NEW_JOB_COLUMNS, len(ids))} "
+            f"ON CONFLICT (id) DO NOTHING RETURNING id"
         )
         rows = [(j, "QUEUED", 0, first_seen[j], first_seen[j]) for j in ids]
-        cursor.execute(sql, self._flatten(columns, rows))
+        cursor.execute(sql, self._flatten(NEW_JOB_COLUMNS, rows))
         return {row[0] for row in cursor.fetchall()}
 
     def lock_jobs(self, cursor: Any, ids: Sequence[str]) -> list[JobRow]:
@@ -178,9 +180,9 @@ class IntakeSql(DialectSql):
         # The plain job_id IN lets SQLite search ix_tasks_job_handler; with only the row-value
         # IN it scans every queued task in each batch (measured: p99 ack latency x4).
         sql = (
-            f"UPDATE tasks SET status = 'superseded', updated_at = {self._param('now')}, "
-            f"finished_at = {self._param('now')} "
-            f"WHERE status = 'queued' AND event = 'progress' "
+            f"UPDATE tasks SET status = '{TaskStatus.SUPERSEDED.value}', "
+            f"updated_at = {self._param('now')}, finished_at = {self._param('now')} "
+            f"WHERE status = '{TaskStatus.QUEUED.value}' AND event = 'progress' "
             f"AND job_id IN ({self._in('k', len(jobs))}) AND (job_id, handler) IN ({rows})"
         )
         params: dict[str, Any] = {"now": now}

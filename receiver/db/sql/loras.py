@@ -9,23 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from receiver.apiframe.loras import LoraStatus
 from receiver.db.sql.dialect import DialectSql
-from receiver.intake.lora_state import LoraState
 
 __all__ = ["LoraRow", "LoraSql"]
 
-_STATE_COLUMNS = ("status", "name", "trigger_word", "error", "completed_at")
+LORA_STATE_COLUMNS = ("status", "name", "trigger_word", "error", "completed_at")
+# A LoRA first seen: its status is unknown until a notice says.
+NEW_LORA_COLUMNS = ("id", "status", "created_at", "updated_at")
 
 
 @dataclass(frozen=True, slots=True)
 class LoraRow:
-    """A ``loras`` row as the state machine needs it."""
+    """A ``loras`` row's state, as the state machine (``receiver.intake.lora_state``) moves it."""
 
     id: str
-    state: LoraState
+    status: LoraStatus
+    name: str | None = None
+    trigger_word: str | None = None
+    error: str | None = None
+    completed_at: datetime | None = None
 
 
 class LoraSql(DialectSql):
@@ -34,51 +40,53 @@ class LoraSql(DialectSql):
     def create(self, cursor: Any, ids: Sequence[str], first_seen: dict[str, Any]) -> set[str]:
         """Insert ``UNKNOWN`` rows for LoRAs not seen yet (``first_seen``: ``ts()`` values);
         return the ids created."""
-        columns = ("id", "status", "created_at", "updated_at")
         sql = (
-            f"INSERT INTO loras (id, status, created_at, updated_at) "
-            f"VALUES {self._values(columns, len(ids))} ON CONFLICT (id) DO NOTHING RETURNING id"
+            f"INSERT INTO loras ({', '.join(NEW_LORA_COLUMNS)}) "
+            f"VALUES {self._values(NEW_LORA_COLUMNS, len(ids))} "
+            f"ON CONFLICT (id) DO NOTHING RETURNING id"
         )
         rows = [(i, LoraStatus.UNKNOWN.value, first_seen[i], first_seen[i]) for i in ids]
-        cursor.execute(sql, self._flatten(columns, rows))
+        cursor.execute(sql, self._flatten(NEW_LORA_COLUMNS, rows))
         return {row[0] for row in cursor.fetchall()}
 
     def lock(self, cursor: Any, ids: Sequence[str]) -> list[LoraRow]:
         """Read and lock LoRAs in id order."""
         lock = "" if self.sqlite else " FOR UPDATE"
         sql = (
-            f"SELECT id, {', '.join(_STATE_COLUMNS)} FROM loras "
+            f"SELECT id, {', '.join(LORA_STATE_COLUMNS)} FROM loras "
             f"WHERE id IN ({self._in('l', len(ids))}) ORDER BY id{lock}"
         )
         cursor.execute(sql, {f"l_{n}": i for n, i in enumerate(ids)})
         rows = []
         for r in cursor.fetchall():
             status = r[1] if r[1] in LoraStatus.__members__.values() else LoraStatus.UNKNOWN
-            state = LoraState(
-                status=LoraStatus(status),
-                name=r[2],
-                trigger_word=r[3],
-                error=r[4],
-                completed_at=self._read_ts(r[5]),
+            rows.append(
+                LoraRow(
+                    id=r[0],
+                    status=LoraStatus(status),
+                    name=r[2],
+                    trigger_word=r[3],
+                    error=r[4],
+                    completed_at=self._read_ts(r[5]),
+                )
             )
-            rows.append(LoraRow(r[0], state))
         return rows
 
-    def update(self, cursor: Any, changes: Iterable[tuple[str, LoraState, Any]]) -> None:
-        """Write ``(id, new state, ts(updated_at))`` changes."""
-        sets = ", ".join(f"{c} = {self._param(c)}" for c in (*_STATE_COLUMNS, "updated_at"))
+    def update(self, cursor: Any, changes: Iterable[tuple[LoraRow, Any]]) -> None:
+        """Write ``(new row, ts(updated_at))`` changes."""
+        sets = ", ".join(f"{c} = {self._param(c)}" for c in (*LORA_STATE_COLUMNS, "updated_at"))
         sql = f"UPDATE loras SET {sets} WHERE id = {self._param('id')}"
         params = [
             {
-                "id": lora_id,
-                "status": state.status.value,
-                "name": state.name,
-                "trigger_word": state.trigger_word,
-                "error": state.error,
-                "completed_at": self.ts(state.completed_at),
+                "id": row.id,
+                "status": row.status.value,
+                "name": row.name,
+                "trigger_word": row.trigger_word,
+                "error": row.error,
+                "completed_at": self.ts(row.completed_at),
                 "updated_at": stamp,
             }
-            for lora_id, state, stamp in changes
+            for row, stamp in changes
         ]
         if params:
             cursor.executemany(sql, params)

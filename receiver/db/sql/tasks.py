@@ -1,4 +1,4 @@
-"""The task queue's hot-path SQL: claims, the events they carry, and outcomes in batches.
+"""The task queue's hot-path SQL: claims, the rows their events are made of, outcomes in batches.
 
 Plain SQL on the DBAPI cursor, like the intake's (``receiver.db.sql.dialect`` says why): a worker
 claims and finishes thousands of tasks a second, and through SQLAlchemy Core one outcome cost
@@ -7,26 +7,28 @@ three times the CPU of the database's own work.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from handlers import JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
-from receiver.apiframe.loras import LoraStatus, lora_event_name, recognise_lora
+from receiver.db.models import AttemptOutcome, TaskStatus
 from receiver.db.sql.dialect import DialectSql
+from receiver.db.sql.intake import JOB_STATE_COLUMNS, JobRow
 
-__all__ = ["AttemptResult", "ClaimRow", "TaskSql"]
+__all__ = ["AttemptResult", "ClaimRow", "EventRow", "LoraEventRow", "TaskSql"]
 
-_CLAIM_RETURNS = "id, handler, attempts, delivery_id, attempt_offset, event"
-_ATTEMPT_COLUMNS = ("task_id", "attempt", "worker", "started_at", "finished_at", "outcome", "error")
+ATTEMPT_COLUMNS = ("task_id", "attempt", "worker", "started_at", "finished_at", "outcome", "error")
+# What a claimed task's event is read from: its delivery, and its job's or LoRA's row.
+EVENT_COLUMNS = ("id", "body", "received_at", "source", "job_id", "event", "lora_id")
+LORA_EVENT_COLUMNS = ("status", "name", "trigger_word", "error", "created_at", "completed_at")
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimRow:
-    """What a claim returns for each task."""
+    """What a claim returns for each task (its fields are the ``tasks`` columns it returns)."""
 
     id: int
     handler: str
@@ -34,6 +36,39 @@ class ClaimRow:
     delivery_id: int
     attempt_offset: int
     event: str = ""
+
+
+CLAIM_COLUMNS = tuple(f.name for f in fields(ClaimRow))
+
+
+@dataclass(frozen=True, slots=True)
+class LoraEventRow:
+    """A LoRA as its ``loras`` row stands; ``status`` is ``None`` when the row is missing."""
+
+    id: str
+    status: str | None
+    name: str | None
+    trigger_word: str | None
+    error: str | None
+    created_at: datetime | None
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """A claimed task's delivery, with its job (``lora`` is ``None``) or its LoRA (``job`` is
+    ``None``) as the database has it now. Turning it into a handler's event is the queue's job.
+    """
+
+    delivery_id: int
+    payload: Any
+    """The body as received, decoded."""
+    received_at: datetime
+    source: str
+    event: str
+    """The delivery's event name (a task is only ever queued for a delivery that has one)."""
+    job: JobRow | None
+    lora: LoraEventRow | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +81,8 @@ class AttemptResult:
 
     task_id: int
     attempt: int
-    status: str
-    outcome: str
+    status: TaskStatus
+    outcome: AttemptOutcome
     started_at: datetime
     error: str | None = None
     run_at: datetime | None = None
@@ -72,14 +107,16 @@ class TaskSql(DialectSql):
         """
         skip_locked = "" if self.sqlite else " FOR UPDATE SKIP LOCKED"
         p = self._param
+        # Statuses as literals, not parameters: PostgreSQL uses the partial index only when it
+        # can prove ``status = 'queued'``, which a prepared statement's generic plan cannot.
         sql = (
-            f"UPDATE tasks SET status = 'running', attempts = attempts + 1, "
+            f"UPDATE tasks SET status = '{TaskStatus.RUNNING.value}', attempts = attempts + 1, "
             f"lease_expires_at = {p('lease_until')}, claimed_by = {p('worker')}, "
             f"updated_at = {p('now')} "
-            f"WHERE id IN (SELECT id FROM tasks WHERE status = 'queued' "
+            f"WHERE id IN (SELECT id FROM tasks WHERE status = '{TaskStatus.QUEUED.value}' "
             f"AND run_at <= {p('now')} AND handler IN ({self._in('h', len(handlers))}) "
             f"ORDER BY priority, run_at, id LIMIT {p('limit')}{skip_locked}) "
-            f"RETURNING {_CLAIM_RETURNS}"
+            f"RETURNING {', '.join(CLAIM_COLUMNS)}"
         )
         params: dict[str, Any] = {
             "now": self.ts(now),
@@ -91,107 +128,69 @@ class TaskSql(DialectSql):
         cursor.execute(sql, params)
         return [ClaimRow(*row) for row in cursor.fetchall()]
 
-    def events(
-        self,
-        cursor: Any,
-        delivery_ids: Collection[int],
-        names: Mapping[int, str] | None = None,
-    ) -> dict[int, JobEvent]:
+    def events(self, cursor: Any, delivery_ids: Collection[int]) -> dict[int, EventRow]:
         """The events of these deliveries with their jobs (or LoRAs) as they stand, by
-        delivery id; ``names`` are their tasks' event names (a LoRA event's, ``lora.ready``,
-        is not in its body).
+        delivery id.
 
         A delivery whose raw body was pruned is left out: there is nothing to run.
         """
         if not delivery_ids:
             return {}
+        columns = (
+            *(f"d.{c}" for c in EVENT_COLUMNS),
+            *(f"j.{c}" for c in JOB_STATE_COLUMNS),
+            *(f"l.{c}" for c in LORA_EVENT_COLUMNS),
+        )
         sql = (
-            "SELECT d.id, d.body, d.received_at, d.source, d.job_id, d.event, j.status, "
-            "j.progress, j.model, j.result, j.error, j.credit_cost, j.completed_at, "
-            "d.lora_id, l.status, l.name, l.trigger_word, l.error, l.created_at, "
-            "l.completed_at "
+            f"SELECT {', '.join(columns)} "
             "FROM deliveries d LEFT JOIN jobs j ON j.id = d.job_id "
             "LEFT JOIN loras l ON l.id = d.lora_id "
             f"WHERE d.body IS NOT NULL AND d.id IN ({self._in('d', len(delivery_ids))})"
         )
         cursor.execute(sql, {f"d_{n}": i for n, i in enumerate(delivery_ids)})
-        events: dict[int, JobEvent] = {}
+        rows: dict[int, EventRow] = {}
+        jobs_at = len(EVENT_COLUMNS)
+        loras_at = jobs_at + len(JOB_STATE_COLUMNS)
         for row in cursor.fetchall():
-            delivery_id, body, received_at, source, job_id, event = row[:6]
+            delivery_id, body, received_at, source, job_id, event, lora_id = row[:jobs_at]
             received = self._read_ts(received_at)
             assert received is not None
-            payload = orjson.loads(body)
-            if row[13] is not None:
-                name = (names or {}).get(delivery_id)
-                events[delivery_id] = self._lora_event(
-                    row[13:], name, payload, delivery_id, received, source
+            job = lora = None
+            if lora_id is not None:
+                status, name, trigger_word, error, created_at, completed_at = row[loras_at:]
+                lora = LoraEventRow(
+                    id=lora_id,
+                    status=status,
+                    name=name,
+                    trigger_word=trigger_word,
+                    error=error,
+                    created_at=self._read_ts(created_at),
+                    completed_at=self._read_ts(completed_at),
                 )
-                continue
-            status, progress, model, result, error, credit_cost, completed_at = row[6:13]
-            snapshot = JobSnapshot(
-                id=job_id,
-                status=status,
-                progress=progress,
-                model=model,
-                result=self._read_json(result),
-                error=error,
-                credit_cost=credit_cost,
-                completed_at=self._read_ts(completed_at),
-            )
-            events[delivery_id] = JobEvent(
-                event=event,
-                job_id=job_id,
-                payload=payload,
+            else:
+                status, progress, model, result, error, credit_cost, completed_at = row[
+                    jobs_at:loras_at
+                ]
+                job = JobRow(
+                    id=job_id,
+                    status=status,
+                    progress=progress,
+                    model=model,
+                    result=self._read_json(result),
+                    error=error,
+                    credit_cost=credit_cost,
+                    completed_at=self._read_ts(completed_at),
+                )
+            rows[delivery_id] = EventRow(
                 delivery_id=delivery_id,
+                payload=orjson.loads(body),
                 received_at=received,
                 source=source,
-                job=snapshot,
+                event=event,
+                job=job,
+                lora=lora,
             )
-        return events
-
-    def _lora_event(
-        self,
-        lora_row: Sequence[Any],
-        name: str | None,
-        payload: Any,
-        delivery_id: int,
-        received: datetime,
-        source: str,
-    ) -> LoraEvent:
-        """A LoRA delivery's event, named as its task was queued (else after the status its
-        body reported, else the LoRA's own), with the LoRA as it stands."""
-        lora_id, status, lora_name, trigger_word, error, created_at, completed_at = lora_row
-        if not name:
-            notice = recognise_lora(payload) if isinstance(payload, dict) else None
-            reported = notice.status if notice is not None else str(status)
-            name = lora_event_name(reported) or "lora.unknown"
-        lora = LoraSnapshot(
-            id=lora_id,
-            status=status or LoraStatus.UNKNOWN.value,
-            name=lora_name,
-            trigger_word=trigger_word,
-            error=error,
-            created_at=self._read_ts(created_at),
-            completed_at=self._read_ts(completed_at),
-        )
-        ended = lora.status in ("READY", "FAILED", "ARCHIVED")
-        job = JobSnapshot(
-            id=lora_id,
-            status=lora.status,
-            progress=100 if ended else 0,
-            error=error,
-            completed_at=lora.completed_at,
-        )
-        return LoraEvent(
-            event=name,
-            job_id=lora_id,
-            payload=payload,
-            delivery_id=delivery_id,
-            received_at=received,
-            source=source,
-            job=job,
-            lora=lora,
-        )
+        return rows
 
     def finish(
         self, cursor: Any, outcomes: Sequence[AttemptResult], worker: str, now: datetime
@@ -225,11 +224,11 @@ class TaskSql(DialectSql):
             f"finished_at = v.finished_at, last_error = v.error, lease_expires_at = NULL, "
             f"updated_at = {self._param('now')} "
             f"FROM v WHERE tasks.id = v.id AND tasks.attempts = v.attempt "
-            f"AND tasks.status = 'running' RETURNING tasks.id"
+            f"AND tasks.status = '{TaskStatus.RUNNING.value}' RETURNING tasks.id"
         )
         params: dict[str, Any] = {"now": stamp}
         for n, o in enumerate(outcomes):
-            retry = o.status == "queued"
+            retry = o.status == TaskStatus.QUEUED
             params[f"id_{n}"] = o.task_id
             params[f"attempt_{n}"] = o.attempt
             params[f"status_{n}"] = o.status
@@ -244,18 +243,9 @@ class TaskSql(DialectSql):
             if o.task_id in kept
         ]
         if attempts:
-            _ATTEMPT_COLUMNS = (
-                "task_id",
-                "attempt",
-                "worker",
-                "started_at",
-                "finished_at",
-                "outcome",
-                "error",
-            )
             cursor.execute(
-                f"INSERT INTO task_attempts ({', '.join(_ATTEMPT_COLUMNS)}) "
-                f"VALUES {self._values(_ATTEMPT_COLUMNS, len(attempts))}",
-                self._flatten(_ATTEMPT_COLUMNS, attempts),
+                f"INSERT INTO task_attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+                f"VALUES {self._values(ATTEMPT_COLUMNS, len(attempts))}",
+                self._flatten(ATTEMPT_COLUMNS, attempts),
             )
         return kept

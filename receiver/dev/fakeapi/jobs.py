@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from receiver.dev.fakeapi.bodies import Output, iso_time
+from receiver.intake.job_state import TERMINAL, JobStatus
 
 __all__ = ["STATUSES", "Job", "JobStore", "Page"]
 
-STATUSES = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED")
+STATUSES = tuple(s.value for s in JobStatus)
 
 
 @dataclass(eq=False)
@@ -56,7 +57,7 @@ class Job:
     @property
     def finished(self) -> bool:
         """The job reached a terminal status."""
-        return self.status in ("COMPLETED", "FAILED", "CANCELLED")
+        return self.status in TERMINAL
 
     def expired(self, expire_after_seconds: float | None, now: datetime) -> bool:
         """Whether the job's assets are gone from the CDN."""

@@ -28,6 +28,7 @@ from email import policy
 from email.parser import BytesParser
 from typing import Any
 
+from receiver.apiframe.loras import LORA_ENDED
 from receiver.dev.fakeapi.bodies import iso_time
 from receiver.dev.fakeapi.chaos import Behaviour, Dice
 
@@ -75,7 +76,7 @@ class FakeLora:
     @property
     def finished(self) -> bool:
         """Training ended (``READY`` or ``FAILED``), or the LoRA was archived."""
-        return self.status in ("READY", "FAILED", "ARCHIVED")
+        return self.status in LORA_ENDED
 
     def resource(self) -> dict[str, Any]:
         """The LoRA as ``GET /v2/loras/:id`` (and the list) answer it."""
