@@ -1,27 +1,40 @@
-"""Exceptions of the receiver, and the one place where they become HTTP answers.
+"""Exceptions of the receiver. ``receiver.responses`` turns them into HTTP answers.
 
-Tree::
+Tree (with the HTTP status of each one a request can get)::
 
     FramehookError
     ├── ConfigurationError        bad or missing settings; start-up fails with its message
     ├── RegistryError             a handler cannot be loaded, or two share a name
-    └── RequestRejected           a webhook answered with a 4xx/5xx and a machine-readable reason
-        ├── SignatureRejected     401: signature missing, malformed or wrong
+    ├── ApiframeError             Apiframe's API refused a call or stayed unavailable (in
+    │                             receiver.apiframe.client; reconciliation and the CLI catch it)
+    └── RequestRejected           a request answered with a 4xx/5xx and a machine-readable reason
+        ├── InvalidPayload        400: a webhook verified, but not JSON or not a usable event
+        ├── BadQuery              400: an admin API parameter or cursor it cannot use
+        ├── SignatureRejected     401: webhook signature missing, malformed or wrong
+        ├── Unauthorized          401: no admin token, or the wrong one (with a Bearer challenge)
+        ├── Forbidden             403: a signed asset link that expired or is not this server's
+        ├── NotFound              404: no such job, task or asset (or its file)
+        ├── Conflict              409: not in the resource's current state (a running task)
         ├── BodyTooLarge          413: over FRAMEHOOK_MAX_BODY_BYTES
-        ├── InvalidPayload        400: verified, but not JSON or not a usable event
-        └── Unavailable           503: database down or intake saturated; Apiframe retries
+        └── Unavailable           503: database down, intake saturated or storage unusable;
+                                  Apiframe (or the admin client) tries again
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BadQuery",
     "BodyTooLarge",
     "ConfigurationError",
+    "Conflict",
+    "Forbidden",
     "FramehookError",
     "InvalidPayload",
+    "NotFound",
     "RegistryError",
     "RequestRejected",
     "SignatureRejected",
+    "Unauthorized",
     "Unavailable",
 ]
 
@@ -39,7 +52,7 @@ class RegistryError(FramehookError):
 
 
 class RequestRejected(FramehookError):
-    """A webhook request that gets an error answer.
+    """A request (a webhook, or an admin API call) that gets an error answer.
 
     Attributes:
         status_code: the HTTP status to answer with.
@@ -73,11 +86,56 @@ class InvalidPayload(RequestRejected):
     status_code = 400
 
 
+class BadQuery(RequestRejected):
+    """A query parameter, path parameter or cursor the admin API cannot use."""
+
+    status_code = 400
+
+
+class Unauthorized(RequestRejected):
+    """An admin API request without the admin token (or a signed link to the asset it asks for).
+
+    Attributes:
+        token_given: an ``Authorization`` header came, so the token in it was wrong (the
+            challenge then says ``invalid_token``).
+    """
+
+    status_code = 401
+
+    def __init__(self, token_given: bool) -> None:
+        detail = "wrong bearer token" if token_given else "send Authorization: Bearer <token>"
+        super().__init__("unauthorized", detail)
+        self.token_given = token_given
+
+
+class Forbidden(RequestRejected):
+    """A signed link to an asset that has expired or was not signed with this token."""
+
+    status_code = 403
+
+
+class NotFound(RequestRejected):
+    """No such job, task or asset, or the asset's file is not in this server's storage."""
+
+    status_code = 404
+
+
+class Conflict(RequestRejected):
+    """The request cannot be done in the resource's current state (a running task)."""
+
+    status_code = 409
+
+
 class Unavailable(RequestRejected):
-    """The event could not be committed now; answering 503 makes Apiframe try again."""
+    """The work could not be done now (database, intake or storage); a 503 asks to come back.
+
+    Attributes:
+        retry_after: the ``Retry-After`` seconds, or ``None`` for an answer without one (a
+            readiness probe is not a client to slow down).
+    """
 
     status_code = 503
 
-    def __init__(self, reason: str, detail: str, retry_after: int = 1) -> None:
+    def __init__(self, reason: str, detail: str, retry_after: int | None = 1) -> None:
         super().__init__(reason, detail)
         self.retry_after = retry_after

@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from receiver.db.engine import ping
-from receiver.responses import json_response
+from receiver.errors import Unavailable
+from receiver.responses import DATABASE_UNAVAILABLE, json_response
 
 __all__ = ["healthz", "readyz"]
 
@@ -21,7 +22,12 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """200 when the database answers within two seconds, else 503 (take me out of rotation)."""
+    """200 when the database answers within two seconds, else 503 (take me out of rotation).
+
+    Raises:
+        Unavailable: the database failed or was slow; answered without ``Retry-After``, since
+            the prober keeps its own schedule.
+    """
     engine: Engine = request.app.state.engine
     try:
         with anyio.fail_after(READY_TIMEOUT_SECONDS):
@@ -32,5 +38,5 @@ async def readyz(request: Request) -> Response:
             if isinstance(exc, TimeoutError)
             else "database unavailable"
         )
-        return json_response(503, {"ok": False, "reason": "database_unavailable", "detail": detail})
+        raise Unavailable(DATABASE_UNAVAILABLE, detail, retry_after=None) from exc
     return json_response(200, {"ok": True})

@@ -1,39 +1,63 @@
-"""JSON answers, and the one place where exceptions become HTTP statuses."""
+"""JSON answers, and the one place where exceptions become HTTP answers.
+
+Endpoints raise (a :class:`~receiver.errors.RequestRejected`, or let SQLAlchemy's
+``OperationalError`` through) and :data:`exception_handlers`, which the app registers, answer.
+The webhook catches its rejections itself only to count and log them; it answers them with
+:func:`rejection` too.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from receiver.errors import RequestRejected, Unavailable
+from receiver.errors import RequestRejected, Unauthorized, Unavailable
 from receiver.logs import get_logger
 
-__all__ = ["exception_handlers", "json_response", "rejection"]
+__all__ = ["DATABASE_UNAVAILABLE", "exception_handlers", "json_response", "rejection"]
 
 _log = get_logger("framehook.http")
 _REASONS = {404: "not_found", 405: "method_not_allowed"}
 
+DATABASE_UNAVAILABLE = "database_unavailable"
+"""The ``reason`` of every answer that says the database cannot be reached."""
+
 
 def json_response(
-    status: int, content: dict[str, Any], request_id: str | None = None, **headers: str
+    status: int, content: Mapping[str, Any], request_id: str | None = None, **headers: str
 ) -> Response:
-    """A compact JSON response (orjson), with ``X-Request-Id`` when known."""
+    """A compact JSON response (orjson), with ``X-Request-Id`` when known.
+
+    ``content`` is a dict (a view's TypedDict is one): orjson writes dicts, not other mappings.
+    """
     if request_id is not None:
         headers["X-Request-Id"] = request_id
     return Response(orjson.dumps(content), status, headers=headers, media_type="application/json")
 
 
+def _headers(exc: RequestRejected) -> dict[str, str]:
+    if isinstance(exc, Unavailable) and exc.retry_after is not None:
+        return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, Unauthorized):
+        # RFC 6750: a token that came and was wrong is "invalid_token"; a missing one is not.
+        error = ', error="invalid_token"' if exc.token_given else ""
+        return {"WWW-Authenticate": f'Bearer realm="framehook"{error}'}
+    return {}
+
+
 def rejection(exc: RequestRejected, request_id: str | None = None, **extra: Any) -> Response:
-    """The error answer for ``exc``: its status, and ``{"ok": false, "reason", "detail"}``."""
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else {}
+    """The error answer for ``exc``: its status, ``{"ok": false, "reason", "detail"}``, and
+    ``Retry-After`` (503) or a ``WWW-Authenticate`` challenge (the admin API's 401)."""
     body = {"ok": False, "reason": exc.reason, "detail": exc.detail, **extra}
     if request_id is not None:
         body["requestId"] = request_id
-    return json_response(exc.status_code, body, request_id, **headers)
+    return json_response(exc.status_code, body, request_id, **_headers(exc))
 
 
 async def _http_exception(_request: Request, exc: Exception) -> Response:
@@ -50,6 +74,13 @@ async def _rejected(_request: Request, exc: Exception) -> Response:
     return rejection(exc)
 
 
+async def _database_down(_request: Request, exc: Exception) -> Response:
+    # An endpoint's read or write that could not reach the database: a 503 the client may
+    # retry, not a 500. The intake maps its own (``group_commit``); this covers the rest.
+    assert isinstance(exc, OperationalError)
+    return rejection(Unavailable(DATABASE_UNAVAILABLE, "database unavailable"))
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # A bug, not bad input; still JSON, still no traceback on the wire.
     _log.error("unhandled error", path=request.url.path, exc_info=exc)
@@ -59,5 +90,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 exception_handlers: dict[Any, Any] = {
     HTTPException: _http_exception,
     RequestRejected: _rejected,
+    OperationalError: _database_down,
     Exception: _unexpected,
 }

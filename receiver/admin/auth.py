@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from receiver.errors import Unauthorized
 from receiver.settings import Settings
 
-__all__ = ["AdminToken", "resolve_token"]
+__all__ = ["AdminToken", "refused", "resolve_token"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,20 @@ class AdminToken:
             return False
         # Bytes, not str: compare_digest refuses non-ASCII text, which a header may carry.
         return hmac.compare_digest(given.strip().encode(), self.value.encode())
+
+    def require(self, request: Request) -> None:
+        """Let the request through only with this token.
+
+        Raises:
+            Unauthorized: the token is missing or wrong.
+        """
+        if not self.admits(request):
+            raise refused(request)
+
+
+def refused(request: Request) -> Unauthorized:
+    """The 401 for a request without the admin token; it tells a wrong token from none."""
+    return Unauthorized(token_given="authorization" in request.headers)
 
 
 def resolve_token(settings: Settings) -> AdminToken:

@@ -26,22 +26,16 @@ from sqlalchemy import Engine, select
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from receiver.admin.auth import AdminToken
-from receiver.admin.paging import NotFound, parse_id
+from receiver.admin.auth import AdminToken, refused
+from receiver.admin.paging import parse_id
 from receiver.db.models import AssetRecord, metadata
-from receiver.errors import RequestRejected, Unavailable
+from receiver.errors import Forbidden, NotFound, Unavailable
 from storage import LocalStorage, Storage, StorageError, from_url
 
 __all__ = ["LINK_SECONDS", "AssetLinks", "ContentEndpoint"]
 
 LINK_SECONDS = 3600
 _assets = metadata.tables[AssetRecord.__tablename__]
-
-
-class Forbidden(RequestRejected):
-    """A signed link that is expired or was not signed with this token (403)."""
-
-    status_code = 403
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +90,19 @@ class ContentEndpoint:
                 raise Unavailable("storage_unavailable", str(exc)) from exc
         return self._storage
 
-    async def handle(self, request: Request, engine: Engine) -> Response:
-        """The asset's bytes, or raises a rejection (the caller turns it into JSON)."""
+    async def handle(self, request: Request) -> Response:
+        """``GET /api/assets/{id}/content``: the asset's bytes, to the token or a signed link.
+
+        Raises:
+            Unauthorized: neither the token nor a link came.
+            Forbidden: the link is expired or not this server's.
+            NotFound: no such asset, or its file is not in this server's storage.
+            Unavailable: the storage cannot be opened.
+        """
         asset_id = parse_id(request.path_params["id"], "id")
         if not self.links.admits(request, asset_id):
-            raise _Unauthorized("unauthorized", "send Authorization: Bearer <token>")
+            raise refused(request)
+        engine: Engine = request.app.state.engine
         row = await anyio.to_thread.run_sync(_find, engine, asset_id)
         if row is None:
             raise NotFound("not_found", f"no asset {asset_id}")
@@ -128,10 +130,6 @@ class ContentEndpoint:
             raise NotFound("object_missing", f"asset {asset_id} is gone from storage")
         headers["Content-Length"] = str(row.size)
         return StreamingResponse(storage.open(row.key), media_type=media_type, headers=headers)
-
-
-class _Unauthorized(RequestRejected):
-    status_code = 401
 
 
 def _find(engine: Engine, asset_id: int) -> Any:

@@ -17,6 +17,7 @@ than the newest change it has sent, and skips the (job, updated_at) pairs alread
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from receiver.admin.views import job_view, task_view
-from receiver.db.models import AssetRecord, Job, Task, metadata
+from receiver.db.models import AssetRecord, Job, Task, TaskStatus, metadata
 
 __all__ = ["DEAD_LIMIT", "JOB_BATCH", "OVERLAP", "Change", "Feed"]
 
@@ -36,7 +37,7 @@ _jobs = metadata.tables[Job.__tablename__]
 _tasks = metadata.tables[Task.__tablename__]
 _assets = metadata.tables[AssetRecord.__tablename__]
 
-Change = tuple[str, dict[str, Any]]
+Change = tuple[str, Mapping[str, Any]]
 """An event's name and its JSON data."""
 
 
@@ -86,7 +87,7 @@ class Feed:
     def _dead_tasks(self, connection: Connection) -> list[Change]:
         rows = connection.execute(
             select(_tasks)
-            .where(_tasks.c.status == "dead")
+            .where(_tasks.c.status == TaskStatus.DEAD)
             .order_by(_tasks.c.id.desc())
             .limit(DEAD_LIMIT)
         ).all()

@@ -1,201 +1,107 @@
 """The admin API described in OpenAPI 3.1 (served at ``/api/openapi.json``).
 
-Written by hand, next to the routes it describes; the tests run schemathesis against it, so a
-route or field that drifts from this description fails them.
+The ``paths`` are written by hand, next to the routes they describe: they are the
+documentation. The ``components.schemas`` are generated (pydantic) from the TypedDicts in
+``receiver.admin.views`` that the endpoints return, so a field is declared once. The tests run
+schemathesis against the whole, so a route or field that drifts from it fails them.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
+
 from receiver.admin.paging import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
-from receiver.admin.queries import JOB_STATUSES, OUTCOMES, TASK_STATUSES
+from receiver.admin.queries import TASK_STATUSES
+from receiver.admin.views import (
+    CreditsView,
+    DeliveryView,
+    ErrorView,
+    JobTimelineView,
+    JobView,
+    PageView,
+    ReplayedView,
+    RetriedView,
+    TaskView,
+)
 from receiver.credits import GROUPINGS
+from receiver.db.models import TaskStatus
 from receiver.durations import AGE_PATTERN
+from receiver.intake.arrivals import DeliveryOutcome
+from receiver.intake.job_state import JobStatus
 
 __all__ = ["OPENAPI"]
 
 Schema = dict[str, Any]
+_REF = "#/components/schemas/{model}"
 
 
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+class _ApiSchema(GenerateJsonSchema):
+    """Pydantic's JSON Schema, named as the API has always named its objects (``JobView`` is
+    ``Job``, ``PageView[JobView]`` is ``JobPage``), each object closed to other keys."""
+
+    def normalize_name(self, name: str) -> str:
+        page = re.fullmatch(r"PageView\[(\w+)View\]", name)
+        if page is not None:
+            return f"{page[1]}Page"
+        return super().normalize_name(name.removesuffix("View"))
+
+    def typed_dict_schema(self, schema: core_schema.TypedDictSchema) -> JsonSchemaValue:
+        generated = super().typed_dict_schema(schema)
+        # An answer holds exactly the declared keys: schemathesis then catches a stray one.
+        generated["additionalProperties"] = False
+        # The class name ("JobView") says less than the component's own name.
+        generated.pop("title", None)
+        return generated
+
+    def field_title_should_be_set(self, schema: CoreSchema | Any) -> bool:
+        # "Jobid" titles under every property repeat the property's name, worse.
+        return False
 
 
-def _enum(values: Sequence[str]) -> Schema:
-    return {"type": "string", "enum": list(values)}
+# What the endpoints answer, and the vocabularies the parameters share with them.
+_DECLARED: tuple[Any, ...] = (
+    JobStatus,
+    DeliveryOutcome,
+    PageView[JobView],
+    PageView[DeliveryView],
+    PageView[TaskView],
+    JobTimelineView,
+    RetriedView,
+    ReplayedView,
+    CreditsView,
+    ErrorView,
+)
+_refs, _generated = TypeAdapter.json_schemas(
+    [(view, "serialization", TypeAdapter(view)) for view in _DECLARED],
+    ref_template=_REF,
+    schema_generator=_ApiSchema,
+)
+_SCHEMAS: dict[str, Schema] = _generated["$defs"]
 
 
-def _nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def _object(properties: dict[str, Schema], required: list[str] | None = None) -> Schema:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-        "additionalProperties": False,
-    }
+def _ref(view: Any) -> Schema:
+    """``{"$ref": ...}`` to the component generated from ``view``."""
+    return _refs[(view, "serialization")]
 
 
 _TIME: Schema = {"type": "string", "format": "date-time"}
 _TEXT: Schema = {"type": "string"}
 # Filters and ids: any text a column can hold, which leaves out NUL (PostgreSQL refuses it).
 _FILTER: Schema = {"type": "string", "pattern": "^[^\\u0000]*$"}
-_INT: Schema = {"type": "integer"}
-_ANY: Schema = {}
-
-_JOB = {
-    "id": _TEXT,
-    "status": _enum(JOB_STATUSES),
-    "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-    "model": _nullable(_TEXT),
-    "result": _ANY,
-    "error": _nullable(_TEXT),
-    "creditCost": _nullable({"type": "number"}),
-    "createdAt": _TIME,
-    "completedAt": _nullable(_TIME),
-    "updatedAt": _TIME,
-}
-_DELIVERY = {
-    "id": _INT,
-    "jobId": _nullable(_TEXT),
-    "loraId": {**_nullable(_TEXT), "description": "The LoRA of a LoRA training event."},
-    "event": _nullable(_TEXT),
-    "headerEvent": _nullable(_TEXT),
-    "eventMismatch": {"type": "boolean"},
-    "outcome": _enum(OUTCOMES),
-    "source": _TEXT,
-    "requestId": _TEXT,
-    "keyIndex": _nullable(_INT),
-    "derivation": _nullable(_TEXT),
-    "receivedAt": _TIME,
-}
-_BODY = {
-    "body": {"description": "The raw body: its JSON when JSON, else text; null once pruned."},
-    "bodyFormat": _nullable(_enum(["json", "text"])),
-}
-_TASK = {
-    "id": _INT,
-    "jobId": _nullable(_TEXT),
-    "deliveryId": _INT,
-    "handler": _TEXT,
-    "event": _TEXT,
-    "status": _enum(TASK_STATUSES),
-    "attempts": {"type": "integer", "minimum": 0, "description": "Attempts so far."},
-    "lastError": _nullable(_TEXT),
-    "runAt": _TIME,
-    "finishedAt": _nullable(_TIME),
-    "createdAt": _TIME,
-    "updatedAt": _TIME,
-}
-_ATTEMPT = {
-    "attempt": _INT,
-    "worker": _TEXT,
-    "startedAt": _TIME,
-    "finishedAt": _TIME,
-    "outcome": _TEXT,
-    "error": _nullable(_TEXT),
-}
-_ASSET = {
-    "id": _INT,
-    "handler": _TEXT,
-    "kind": _TEXT,
-    "position": _INT,
-    "sourceUrl": _TEXT,
-    "storageUri": _TEXT,
-    "key": _TEXT,
-    "size": _INT,
-    "contentType": _nullable(_TEXT),
-    "sha256": _TEXT,
-    "storedAt": _TIME,
-}
 
 
-_COUNT: Schema = {"type": "integer", "minimum": 0}
-_TOTALS = {
-    "completed": {**_COUNT, "description": "Jobs completed (charged)."},
-    "failed": {**_COUNT, "description": "Jobs failed (refunded: no credits)."},
-    "credits": {"type": "number", "description": "Credits charged by the completed jobs."},
-}
+def _enum(values: Sequence[str]) -> Schema:
+    return {"type": "string", "enum": list(values)}
 
 
-def _page(item: str) -> Schema:
-    return _object(
-        {"items": {"type": "array", "items": _ref(item)}, "nextCursor": _nullable(_TEXT)}
-    )
-
-
-_SCHEMAS: dict[str, Schema] = {
-    "Job": _object(_JOB),
-    "JobTimeline": _object(
-        {
-            **_JOB,
-            "assets": {"type": "array", "items": _ref("Asset")},
-            "deliveries": {"type": "array", "items": _ref("DeliveryWithBody")},
-            "tasks": {"type": "array", "items": _ref("TaskWithHistory")},
-        }
-    ),
-    "Delivery": _object(_DELIVERY),
-    "DeliveryWithBody": _object({**_DELIVERY, **_BODY}),
-    "Task": _object(_TASK),
-    "TaskWithHistory": _object({**_TASK, "history": {"type": "array", "items": _ref("Attempt")}}),
-    "Attempt": _object(_ATTEMPT),
-    "Asset": _object(
-        {
-            **_ASSET,
-            "contentUrl": {
-                "type": "string",
-                "description": "The file, through this server, for an hour without the token.",
-            },
-        }
-    ),
-    "JobPage": _page("Job"),
-    "DeliveryPage": _page("Delivery"),
-    "TaskPage": _page("Task"),
-    "CreditRow": _object(
-        {
-            "key": {
-                **_nullable(_TEXT),
-                "description": "The model (null: never named), or the UTC day (YYYY-MM-DD).",
-            },
-            **_TOTALS,
-        }
-    ),
-    "Credits": _object(
-        {
-            "by": _enum(GROUPINGS),
-            "since": _nullable(_TIME),
-            "items": {"type": "array", "items": _ref("CreditRow")},
-            "total": _object(_TOTALS),
-        }
-    ),
-    "Retried": _object({"ok": {"const": True}, "requeued": _INT, "task": _ref("Task")}),
-    "Replayed": _object(
-        {
-            "ok": {"const": True},
-            "jobId": _TEXT,
-            "handler": _nullable(_TEXT),
-            "requeued": _INT,
-            "tasks": {"type": "array", "items": _ref("Task")},
-        }
-    ),
-    "Error": _object(
-        {
-            "ok": {"const": False},
-            "reason": {"type": "string", "description": "Machine-readable, stable."},
-            "error": _TEXT,
-            "detail": _TEXT,
-        },
-        required=["reason"],
-    ),
-}
-
-
-def _answer(description: str, schema: str = "Error") -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+def _answer(description: str, view: Any = ErrorView) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref(view)}}}
 
 
 _ERRORS: dict[str, Schema] = {
@@ -205,8 +111,8 @@ _ERRORS: dict[str, Schema] = {
 }
 
 
-def _ok(schema: str, description: str) -> dict[str, Schema]:
-    return {"200": _answer(description, schema), **_ERRORS}
+def _ok(view: Any, description: str) -> dict[str, Schema]:
+    return {"200": _answer(description, view), **_ERRORS}
 
 
 def _query(name: str, description: str, schema: Schema) -> Schema:
@@ -224,10 +130,23 @@ _LIMIT = _query(
 )
 _CURSOR = _query("cursor", "The previous page's `nextCursor`.", _TEXT)
 _JOB_ID = _path("id", {**_FILTER, "minLength": 1})
-_TASK_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+# Tasks and assets: a BIGINT id.
+_NUMBER_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
 _NOT_FOUND = {"404": _answer("No such job or task.")}
 
-_ASSET_ID = _path("id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+
+def _list(operation: str, summary: str, item: Any, filters: list[Schema]) -> Schema:
+    """A list endpoint: its filters, then ``limit`` and ``cursor``; a page of ``item``."""
+    noun = operation.removeprefix("list").lower()
+    return {
+        "get": {
+            "operationId": operation,
+            "summary": summary,
+            "parameters": [*filters, _LIMIT, _CURSOR],
+            "responses": _ok(PageView[item], f"A page of {noun}."),
+        }
+    }
+
 
 _PATHS: dict[str, Schema] = {
     "/api/events": {
@@ -251,27 +170,23 @@ _PATHS: dict[str, Schema] = {
             },
         }
     },
-    "/api/jobs": {
-        "get": {
-            "operationId": "listJobs",
-            "summary": "Jobs, newest first (by createdAt, then id).",
-            "parameters": [
-                _query("status", "Only jobs in this status.", _enum(JOB_STATUSES)),
-                _query("model", "Only jobs of this model.", _FILTER),
-                _query("since", "Created at or after (ISO 8601).", _TIME),
-                _query("until", "Created before (ISO 8601).", _TIME),
-                _LIMIT,
-                _CURSOR,
-            ],
-            "responses": _ok("JobPage", "A page of jobs."),
-        }
-    },
+    "/api/jobs": _list(
+        "listJobs",
+        "Jobs, newest first (by createdAt, then id).",
+        JobView,
+        [
+            _query("status", "Only jobs in this status.", _ref(JobStatus)),
+            _query("model", "Only jobs of this model.", _FILTER),
+            _query("since", "Created at or after (ISO 8601).", _TIME),
+            _query("until", "Created before (ISO 8601).", _TIME),
+        ],
+    ),
     "/api/jobs/{id}": {
         "get": {
             "operationId": "getJob",
             "summary": "A job with its deliveries, tasks (and their attempts) and assets.",
             "parameters": [_JOB_ID],
-            "responses": {**_ok("JobTimeline", "The job and its timeline."), **_NOT_FOUND},
+            "responses": {**_ok(JobTimelineView, "The job and its timeline."), **_NOT_FOUND},
         }
     },
     "/api/jobs/{id}/replay": {
@@ -282,7 +197,7 @@ _PATHS: dict[str, Schema] = {
                 _JOB_ID,
                 _query("handler", "Only this handler's tasks.", _FILTER),
             ],
-            "responses": {**_ok("Replayed", "How many tasks were queued again."), **_NOT_FOUND},
+            "responses": {**_ok(ReplayedView, "How many tasks were queued again."), **_NOT_FOUND},
         }
     },
     "/api/assets/{id}/content": {
@@ -296,7 +211,7 @@ _PATHS: dict[str, Schema] = {
             ),
             "security": [{"bearer": []}, {}],
             "parameters": [
-                _ASSET_ID,
+                _NUMBER_ID,
                 _query("expires", "A signed link's expiry (Unix seconds).", _TEXT),
                 _query("signature", "A signed link's signature.", _TEXT),
             ],
@@ -316,38 +231,30 @@ _PATHS: dict[str, Schema] = {
             },
         }
     },
-    "/api/deliveries": {
-        "get": {
-            "operationId": "listDeliveries",
-            "summary": "Verified deliveries, newest first (by id), without their bodies.",
-            "parameters": [
-                _query("outcome", "Only this outcome.", _enum(OUTCOMES)),
-                _query("event", "Only this event (progress, completed, ...).", _FILTER),
-                _query("jobId", "Only this job's.", _FILTER),
-                _LIMIT,
-                _CURSOR,
-            ],
-            "responses": _ok("DeliveryPage", "A page of deliveries."),
-        }
-    },
-    "/api/tasks": {
-        "get": {
-            "operationId": "listTasks",
-            "summary": "Handler tasks, newest first (by id): the dead ones unless asked.",
-            "parameters": [
-                _query(
-                    "status",
-                    "Only this status (default dead; `all` for every one).",
-                    {**_enum([*TASK_STATUSES, "all"]), "default": "dead"},
-                ),
-                _query("handler", "Only this handler's.", _FILTER),
-                _query("jobId", "Only this job's.", _FILTER),
-                _LIMIT,
-                _CURSOR,
-            ],
-            "responses": _ok("TaskPage", "A page of tasks."),
-        }
-    },
+    "/api/deliveries": _list(
+        "listDeliveries",
+        "Verified deliveries, newest first (by id), without their bodies.",
+        DeliveryView,
+        [
+            _query("outcome", "Only this outcome.", _ref(DeliveryOutcome)),
+            _query("event", "Only this event (progress, completed, ...).", _FILTER),
+            _query("jobId", "Only this job's.", _FILTER),
+        ],
+    ),
+    "/api/tasks": _list(
+        "listTasks",
+        "Handler tasks, newest first (by id): the dead ones unless asked.",
+        TaskView,
+        [
+            _query(
+                "status",
+                f"Only this status (default {TaskStatus.DEAD}; `all` for every one).",
+                {**_enum([*TASK_STATUSES, "all"]), "default": TaskStatus.DEAD.value},
+            ),
+            _query("handler", "Only this handler's.", _FILTER),
+            _query("jobId", "Only this job's.", _FILTER),
+        ],
+    ),
     "/api/credits": {
         "get": {
             "operationId": "getCredits",
@@ -371,16 +278,16 @@ _PATHS: dict[str, Schema] = {
                 ),
                 _query("until", "Jobs that ended before this (ISO 8601).", _TIME),
             ],
-            "responses": _ok("Credits", "The totals, and one row per model or day."),
+            "responses": _ok(CreditsView, "The totals, and one row per model or day."),
         }
     },
     "/api/tasks/{id}/retry": {
         "post": {
             "operationId": "retryTask",
             "summary": "Queue one task again now, with a fresh retry budget.",
-            "parameters": [_TASK_ID],
+            "parameters": [_NUMBER_ID],
             "responses": {
-                **_ok("Retried", "The task, queued again."),
+                **_ok(RetriedView, "The task, queued again."),
                 **_NOT_FOUND,
                 "409": _answer("The task is running."),
             },

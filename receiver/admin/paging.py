@@ -1,8 +1,9 @@
 """Reading the admin API's query string: limits, times, filters and opaque cursors.
 
-Every parser raises :class:`BadQuery` (a 400 with a ``reason``) on input it cannot use, so a
-bad request never reaches the database. Cursors are keyset positions, base64url-encoded JSON
-tagged with the list they belong to: a jobs cursor is refused by the deliveries list.
+Every parser raises :class:`~receiver.errors.BadQuery` (a 400 with a ``reason``) on input it
+cannot use, so a bad request never reaches the database. Cursors are keyset positions,
+base64url-encoded JSON tagged with the list they belong to: a jobs cursor is refused by the
+deliveries list.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ from typing import Any
 
 import orjson
 
-from receiver.errors import RequestRejected
+from receiver.errors import BadQuery, NotFound
 
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_ID",
     "MAX_LIMIT",
-    "BadQuery",
-    "Conflict",
-    "NotFound",
     "decode_cursor",
     "encode_cursor",
     "parse_choice",
@@ -37,24 +35,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_ID = 2**63 - 1
 """The largest id a BIGINT column holds; a larger one names nothing."""
-
-
-class BadQuery(RequestRejected):
-    """400: a query parameter, path parameter or cursor the admin API cannot use."""
-
-    status_code = 400
-
-
-class NotFound(RequestRejected):
-    """404: no such job or task."""
-
-    status_code = 404
-
-
-class Conflict(RequestRejected):
-    """409: the request cannot be done in the resource's current state (a running task)."""
-
-    status_code = 409
 
 
 def parse_limit(value: str | None) -> int:

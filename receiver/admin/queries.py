@@ -12,16 +12,31 @@ Each list fetches one row more than asked for, to know whether there is a next p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic
 
-from sqlalchemy import Connection, Select, and_, func, or_, select
+from sqlalchemy import Column, ColumnElement, Connection, Row, Select, and_, func, or_, select
+from typing_extensions import TypeVar
 
-from receiver.admin.views import asset_view, attempt_view, delivery_view, job_view, task_view
-from receiver.db.models import AssetRecord, Delivery, Job, Task, TaskAttempt, metadata
-from receiver.intake.recorder import DeliveryOutcome
+from receiver.admin.views import (
+    AttemptView,
+    DeliveryView,
+    JobView,
+    TaskView,
+    TaskWithHistoryView,
+    TimelineView,
+    asset_view,
+    attempt_view,
+    delivery_view,
+    delivery_with_body_view,
+    job_view,
+    task_view,
+)
+from receiver.db.models import AssetRecord, Delivery, Job, Task, TaskAttempt, TaskStatus, metadata
+from receiver.intake.arrivals import DeliveryOutcome
+from receiver.intake.job_state import JobStatus
 
 __all__ = [
     "JOB_STATUSES",
@@ -40,9 +55,9 @@ __all__ = [
     "list_tasks",
 ]
 
-JOB_STATUSES = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED")
-TASK_STATUSES = ("queued", "running", "succeeded", "dead", "superseded")
-OUTCOMES = tuple(o.value for o in DeliveryOutcome)
+JOB_STATUSES: tuple[str, ...] = tuple(s.value for s in JobStatus)
+TASK_STATUSES: tuple[str, ...] = tuple(s.value for s in TaskStatus)
+OUTCOMES: tuple[str, ...] = tuple(o.value for o in DeliveryOutcome)
 
 _jobs = metadata.tables[Job.__tablename__]
 _deliveries = metadata.tables[Delivery.__tablename__]
@@ -52,12 +67,17 @@ _assets = metadata.tables[AssetRecord.__tablename__]
 # Everything a delivery list shows; the body (up to a MiB) only in a job's timeline.
 _DELIVERY_SUMMARY = [c for c in _deliveries.c if c.name != "body"]
 
+# Covariant, so a page of jobs is a page of mappings too; the default keeps a bare ``Page``
+# (``framehook jobs`` annotates one) a page of some view.
+ViewT = TypeVar("ViewT", covariant=True, default=Mapping[str, Any])
+_V = TypeVar("_V")
+
 
 @dataclass(frozen=True, slots=True)
-class Page:
+class Page(Generic[ViewT]):
     """One page of a list: its items, and the position after the last one if more follow."""
 
-    items: list[dict[str, Any]]
+    items: Sequence[ViewT]
     next_key: tuple[Any, ...] | None
 
 
@@ -85,76 +105,92 @@ class DeliveryFilter:
 class TaskFilter:
     """Which tasks to list (``status`` ``None``: every status)."""
 
-    status: str | None = "dead"
+    status: str | None = TaskStatus.DEAD
     handler: str | None = None
     job_id: str | None = None
 
 
-def _page(connection: Connection, query: Select[Any], limit: int, view: Any, key: Any) -> Page:
-    rows = connection.execute(query.limit(limit + 1)).all()
+def _equal(query: Select[Any], *pairs: tuple[Column[Any], object]) -> Select[Any]:
+    """``query`` narrowed to the rows where each column equals its value (``None``: any)."""
+    for column, value in pairs:
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
+def _before(order: Sequence[Column[Any]], key: Sequence[Any]) -> ColumnElement[bool]:
+    """The rows that come after ``key`` in ``order`` descending: the keyset condition
+    ``a < x OR (a = x AND b < y)``, written out so both databases use the index."""
+    (column, *rest), (value, *more) = order, key
+    earlier: ColumnElement[bool] = column < value
+    if not rest:
+        return earlier
+    return or_(earlier, and_(column == value, _before(rest, more)))
+
+
+def _page(
+    connection: Connection,
+    query: Select[Any],
+    order: Sequence[Column[Any]],
+    view: Callable[[Row[Any]], _V],
+    limit: int,
+    after: tuple[Any, ...] | None,
+) -> Page[_V]:
+    """A page of ``query`` in ``order`` descending, after the position ``after``."""
+    if after is not None:
+        query = query.where(_before(order, after))
+    # One row more than asked for tells whether a next page exists.
+    query = query.order_by(*(column.desc() for column in order)).limit(limit + 1)
+    rows = connection.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page([view(r) for r in rows], key(rows[-1]) if more else None)
+    key = tuple(getattr(rows[-1], column.name) for column in order) if more else None
+    return Page([view(r) for r in rows], key)
 
 
 def list_jobs(
     connection: Connection, where: JobFilter, limit: int, after: tuple[Any, ...] | None = None
-) -> Page:
+) -> Page[JobView]:
     """Jobs newest first (by ``created_at``, then ``id``), after the position ``after``
     (``(created_at, id)`` of the last job of the previous page)."""
     j = _jobs
-    query = select(j).order_by(j.c.created_at.desc(), j.c.id.desc())
-    if where.status is not None:
-        query = query.where(j.c.status == where.status)
-    if where.model is not None:
-        query = query.where(j.c.model == where.model)
+    query = _equal(select(j), (j.c.status, where.status), (j.c.model, where.model))
     if where.since is not None:
         query = query.where(j.c.created_at >= where.since)
     if where.until is not None:
         query = query.where(j.c.created_at < where.until)
-    if after is not None:
-        created, job_id = after
-        query = query.where(
-            or_(j.c.created_at < created, and_(j.c.created_at == created, j.c.id < job_id))
-        )
-    return _page(connection, query, limit, job_view, lambda r: (r.created_at, r.id))
+    return _page(connection, query, (j.c.created_at, j.c.id), job_view, limit, after)
 
 
 def list_deliveries(
-    connection: Connection, where: DeliveryFilter, limit: int, after: int | None = None
-) -> Page:
+    connection: Connection, where: DeliveryFilter, limit: int, after: tuple[Any, ...] | None = None
+) -> Page[DeliveryView]:
     """Deliveries newest first (by ``id``), without their bodies."""
     d = _deliveries
-    query = select(*_DELIVERY_SUMMARY).order_by(d.c.id.desc())
-    if where.outcome is not None:
-        query = query.where(d.c.outcome == where.outcome)
-    if where.event is not None:
-        query = query.where(d.c.event == where.event)
-    if where.job_id is not None:
-        query = query.where(d.c.job_id == where.job_id)
-    if after is not None:
-        query = query.where(d.c.id < after)
-    return _page(connection, query, limit, delivery_view, lambda r: (r.id,))
+    query = _equal(
+        select(*_DELIVERY_SUMMARY),
+        (d.c.outcome, where.outcome),
+        (d.c.event, where.event),
+        (d.c.job_id, where.job_id),
+    )
+    return _page(connection, query, (d.c.id,), delivery_view, limit, after)
 
 
 def list_tasks(
-    connection: Connection, where: TaskFilter, limit: int, after: int | None = None
-) -> Page:
+    connection: Connection, where: TaskFilter, limit: int, after: tuple[Any, ...] | None = None
+) -> Page[TaskView]:
     """Tasks newest first (by ``id``)."""
     t = _tasks
-    query = select(t).order_by(t.c.id.desc())
-    if where.status is not None:
-        query = query.where(t.c.status == where.status)
-    if where.handler is not None:
-        query = query.where(t.c.handler == where.handler)
-    if where.job_id is not None:
-        query = query.where(t.c.job_id == where.job_id)
-    if after is not None:
-        query = query.where(t.c.id < after)
-    return _page(connection, query, limit, task_view, lambda r: (r.id,))
+    query = _equal(
+        select(t),
+        (t.c.status, where.status),
+        (t.c.handler, where.handler),
+        (t.c.job_id, where.job_id),
+    )
+    return _page(connection, query, (t.c.id,), task_view, limit, after)
 
 
-def find_task(connection: Connection, task_id: int) -> dict[str, Any] | None:
+def find_task(connection: Connection, task_id: int) -> TaskView | None:
     """One task, or ``None``."""
     row = connection.execute(select(_tasks).where(_tasks.c.id == task_id)).first()
     return None if row is None else task_view(row)
@@ -166,7 +202,7 @@ def job_exists(connection: Connection, job_id: str) -> bool:
     return found is not None
 
 
-def job_timeline(connection: Connection, job_id: str) -> dict[str, Any] | None:
+def job_timeline(connection: Connection, job_id: str) -> TimelineView | None:
     """A job with everything that happened to it, or ``None`` if unknown: its ``deliveries``
     in arrival order (raw bodies included while kept), its ``tasks`` with each one's
     ``history`` of attempts, and its ``assets`` by handler and position.
@@ -190,14 +226,17 @@ def job_timeline(connection: Connection, job_id: str) -> dict[str, Any] | None:
     assets = connection.execute(
         select(s).where(s.c.job_id == job_id).order_by(s.c.handler, s.c.position)
     ).all()
-    history: dict[int, list[dict[str, Any]]] = {}
+    history: dict[int, list[AttemptView]] = {}
     for attempt in attempts:
         history.setdefault(attempt.task_id, []).append(attempt_view(attempt))
+    timeline_tasks: list[TaskWithHistoryView] = [
+        {**task_view(r), "history": history.get(r.id, [])} for r in tasks
+    ]
     return {
         **job_view(row),
         "assets": [asset_view(r) for r in assets],
-        "deliveries": [delivery_view(r, with_body=True) for r in deliveries],
-        "tasks": [{**task_view(r), "history": history.get(r.id, [])} for r in tasks],
+        "deliveries": [delivery_with_body_view(r) for r in deliveries],
+        "tasks": timeline_tasks,
     }
 
 

@@ -2,12 +2,13 @@
 actions, ``/api/credits``, each behind the bearer token, each answering JSON.
 
 Reads run in a worker thread on one connection and transaction; a bad parameter is a 400
-with a ``reason`` before any SQL runs; an unreachable database is a 503.
+with a ``reason`` before any SQL runs. Endpoints only raise: ``receiver.responses`` answers
+every rejection, and an unreachable database (SQLAlchemy's ``OperationalError``) as a 503.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ import orjson
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,8 +28,6 @@ from receiver.admin.credits import credits_query
 from receiver.admin.feed import Change, Feed
 from receiver.admin.openapi import OPENAPI
 from receiver.admin.paging import (
-    Conflict,
-    NotFound,
     decode_cursor,
     encode_cursor,
     parse_choice,
@@ -51,54 +51,40 @@ from receiver.admin.queries import (
     list_jobs,
     list_tasks,
 )
-from receiver.errors import RequestRejected
-from receiver.queue.replay import replay_job, retry_task
-from receiver.responses import json_response
+from receiver.admin.views import (
+    AssetView,
+    CreditsView,
+    JobTimelineView,
+    PageView,
+    ReplayedView,
+    RetriedView,
+    TaskView,
+)
+from receiver.db.engine import writing
+from receiver.db.models import TaskStatus
+from receiver.errors import Conflict, NotFound
+from receiver.queue.replay import replay_job, requeue_task
+from receiver.responses import DATABASE_UNAVAILABLE, json_response
 from receiver.settings import Settings
 
 __all__ = ["admin_routes"]
 
 T = TypeVar("T")
-Payload = dict[str, Any]
-Endpoint = Callable[[Request], Awaitable[Payload]]
+F = TypeVar("F")
+V = TypeVar("V")
+Endpoint = Callable[[Request], Awaitable[Mapping[str, Any]]]
+"""An endpoint's JSON object (a view), answered with a 200."""
+Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _problem(status: int, reason: str, detail: str, **headers: str) -> Response:
-    return json_response(status, {"ok": False, "reason": reason, "detail": detail}, **headers)
-
-
-def _unauthorized(request: Request) -> Response:
-    given = "authorization" in request.headers
-    challenge = 'Bearer realm="framehook"' + (', error="invalid_token"' if given else "")
-    message = "wrong bearer token" if given else "send Authorization: Bearer <token>"
-    return _problem(401, "unauthorized", message, **{"WWW-Authenticate": challenge})
-
-
-def _answered(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
-    """The endpoint with its rejections and an unreachable database answered as JSON."""
+def _guarded(token: AdminToken, endpoint: Endpoint) -> Handler:
+    """The endpoint behind the token, its result as a 200."""
 
     async def handle(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except RequestRejected as exc:
-            return _problem(exc.status_code, exc.reason, exc.detail)
-        except OperationalError:
-            return _problem(
-                503, "database_unavailable", "database unavailable", **{"Retry-After": "1"}
-            )
-
-    return handle
-
-
-def _guarded(token: AdminToken, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-    """The endpoint behind the token, its result as a 200 and its rejections as JSON."""
-
-    async def handle(request: Request) -> Response:
-        if not token.admits(request):
-            return _unauthorized(request)
+        token.require(request)
         return json_response(200, await endpoint(request))
 
-    return _answered(handle)
+    return handle
 
 
 def _engine(request: Request) -> Engine:
@@ -116,11 +102,6 @@ async def _read(request: Request, work: Callable[[Connection], T]) -> T:
     return await anyio.to_thread.run_sync(run)
 
 
-def _listing(page: Page, kind: str) -> Payload:
-    cursor = None if page.next_key is None else encode_cursor(kind, page.next_key)
-    return {"items": page.items, "nextCursor": cursor}
-
-
 def _wake_worker(request: Request) -> None:
     # The embedded worker (if this process runs one) starts re-queued tasks now, not at its
     # next poll; workers elsewhere hear PostgreSQL's NOTIFY, or poll.
@@ -129,43 +110,87 @@ def _wake_worker(request: Request) -> None:
         worker.wake()
 
 
-async def jobs(request: Request) -> Payload:
-    """``GET /api/jobs``: jobs newest first, filtered."""
-    q = request.query_params
-    where = JobFilter(
+def _listing(
+    kind: str,
+    key: tuple[type, ...],
+    where: Callable[[QueryParams], F],
+    read: Callable[[Connection, F, int, tuple[Any, ...] | None], Page[V]],
+) -> Callable[[Request], Awaitable[PageView[V]]]:
+    """``GET /api/{kind}``: one page of a list, newest first, filtered by ``where``.
+
+    Its cursor is tagged with ``kind`` (another list's is refused) and holds a position of
+    ``key``'s types; every parameter is checked before the read.
+    """
+
+    async def listing(request: Request) -> PageView[V]:
+        q = request.query_params
+        filters = where(q)
+        limit = parse_limit(q.get("limit"))
+        after = decode_cursor(q.get("cursor"), kind, key)
+        page = await _read(request, lambda c: read(c, filters, limit, after))
+        cursor = None if page.next_key is None else encode_cursor(kind, page.next_key)
+        return {"items": page.items, "nextCursor": cursor}
+
+    return listing
+
+
+def _job_filter(q: QueryParams) -> JobFilter:
+    """Jobs by ``status``, ``model``, and ``since``/``until`` on their creation."""
+    return JobFilter(
         status=parse_choice(q.get("status"), "status", JOB_STATUSES),
         model=parse_text(q.get("model"), "model"),
         since=parse_time(q.get("since"), "since"),
         until=parse_time(q.get("until"), "until"),
     )
-    limit = parse_limit(q.get("limit"))
-    after = decode_cursor(q.get("cursor"), "jobs", (datetime, str))
-    page = await _read(request, lambda c: list_jobs(c, where, limit, after))
-    return _listing(page, "jobs")
 
 
-def _job(links: AssetLinks) -> Endpoint:
-    async def job(request: Request) -> Payload:
+def _delivery_filter(q: QueryParams) -> DeliveryFilter:
+    """Deliveries (never their bodies) by ``outcome``, ``event`` and ``jobId``."""
+    return DeliveryFilter(
+        outcome=parse_choice(q.get("outcome"), "outcome", OUTCOMES),
+        event=parse_text(q.get("event"), "event"),
+        job_id=parse_text(q.get("jobId"), "jobId"),
+    )
+
+
+def _task_filter(q: QueryParams) -> TaskFilter:
+    """Tasks by ``status`` (dead ones unless asked; ``all``: every status), ``handler`` and
+    ``jobId``."""
+    status = parse_choice(q.get("status", TaskStatus.DEAD), "status", (*TASK_STATUSES, "all"))
+    return TaskFilter(
+        status=None if status == "all" else status,
+        handler=parse_text(q.get("handler"), "handler"),
+        job_id=parse_text(q.get("jobId"), "jobId"),
+    )
+
+
+jobs = _listing("jobs", (datetime, str), _job_filter, list_jobs)
+deliveries = _listing("deliveries", (int,), _delivery_filter, list_deliveries)
+tasks = _listing("tasks", (int,), _task_filter, list_tasks)
+
+
+def _job(links: AssetLinks) -> Callable[[Request], Awaitable[JobTimelineView]]:
+    async def job(request: Request) -> JobTimelineView:
         """``GET /api/jobs/{id}``: the job and its timeline, each asset with a signed link."""
         job_id = parse_text(request.path_params["id"], "id") or ""
         found = await _read(request, lambda c: job_timeline(c, job_id))
         if found is None:
             raise NotFound("not_found", f"no job {job_id!r}")
-        for asset in found["assets"]:
-            asset["contentUrl"] = links.link(asset["id"])
-        return found
+        assets: list[AssetView] = [
+            {**asset, "contentUrl": links.link(asset["id"])} for asset in found["assets"]
+        ]
+        return {**found, "assets": assets}
 
     return job
 
 
-_DOWN = '{"reason":"database_unavailable"}'
+_DOWN = orjson.dumps({"reason": DATABASE_UNAVAILABLE}).decode()
 
 
-def _events(token: AdminToken, poll_seconds: float) -> Callable[[Request], Awaitable[Response]]:
+def _events(token: AdminToken, poll_seconds: float) -> Handler:
     async def events(request: Request) -> Response:
         """``GET /api/events[?job=ID]``: server-sent events of what changes (see ``feed``)."""
-        if not token.admits(request):
-            return _unauthorized(request)
+        token.require(request)
         feed = Feed(watch=parse_text(request.query_params.get("job"), "job"))
         engine = _engine(request)
 
@@ -180,12 +205,11 @@ def _events(token: AdminToken, poll_seconds: float) -> Callable[[Request], Await
                 try:
                     changes = await anyio.to_thread.run_sync(poll)
                 except OperationalError:
-                    # The stream stays open: the client shows "database unavailable" and the
-                    # next poll that works carries on where this one stopped.
+                    # The answer has started, so no 503 now: the stream stays open, the client
+                    # shows "database unavailable", and the next poll that works carries on
+                    # where this one stopped.
                     if not down:
-                        yield ServerSentEvent(
-                            data='{"reason":"database_unavailable"}', event="down"
-                        )
+                        yield ServerSentEvent(data=_DOWN, event="down")
                     down = True
                 else:
                     if down:
@@ -199,58 +223,20 @@ def _events(token: AdminToken, poll_seconds: float) -> Callable[[Request], Await
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return EventSourceResponse(stream(), ping=15, headers=headers)
 
-    return _answered(events)
+    return events
 
 
-def _content(endpoint: ContentEndpoint) -> Callable[[Request], Awaitable[Response]]:
-    async def content(request: Request) -> Response:
-        """``GET /api/assets/{id}/content``: the file, to the token or a signed link."""
-        try:
-            return await endpoint.handle(request, _engine(request))
-        except RequestRejected as exc:
-            if exc.status_code == 401:
-                return _unauthorized(request)
-            raise
-
-    return _answered(content)
+def _requeue_and_read(engine: Engine, task_id: int) -> tuple[bool, TaskView | None]:
+    # One transaction: read back after a later commit, a worker woken by the requeue could
+    # already have claimed the task, and the answer would say "running" for a task just queued.
+    with writing(engine) as connection:
+        return requeue_task(connection, task_id), find_task(connection, task_id)
 
 
-async def deliveries(request: Request) -> Payload:
-    """``GET /api/deliveries``: deliveries newest first, filtered, without bodies."""
-    q = request.query_params
-    where = DeliveryFilter(
-        outcome=parse_choice(q.get("outcome"), "outcome", OUTCOMES),
-        event=parse_text(q.get("event"), "event"),
-        job_id=parse_text(q.get("jobId"), "jobId"),
-    )
-    limit = parse_limit(q.get("limit"))
-    after = decode_cursor(q.get("cursor"), "deliveries", (int,))
-    page = await _read(
-        request, lambda c: list_deliveries(c, where, limit, after[0] if after else None)
-    )
-    return _listing(page, "deliveries")
-
-
-async def tasks(request: Request) -> Payload:
-    """``GET /api/tasks``: tasks newest first; dead ones unless ``status`` says otherwise."""
-    q = request.query_params
-    status = parse_choice(q.get("status", "dead"), "status", (*TASK_STATUSES, "all"))
-    where = TaskFilter(
-        status=None if status == "all" else status,
-        handler=parse_text(q.get("handler"), "handler"),
-        job_id=parse_text(q.get("jobId"), "jobId"),
-    )
-    limit = parse_limit(q.get("limit"))
-    after = decode_cursor(q.get("cursor"), "tasks", (int,))
-    page = await _read(request, lambda c: list_tasks(c, where, limit, after[0] if after else None))
-    return _listing(page, "tasks")
-
-
-async def retry(request: Request) -> Payload:
+async def retry(request: Request) -> RetriedView:
     """``POST /api/tasks/{id}/retry``: queue one task again, with a fresh retry budget."""
     task_id = parse_id(request.path_params["id"], "task_id")
-    requeued = await anyio.to_thread.run_sync(retry_task, _engine(request), task_id)
-    task = await _read(request, lambda c: find_task(c, task_id))
+    requeued, task = await anyio.to_thread.run_sync(_requeue_and_read, _engine(request), task_id)
     if task is None:
         raise NotFound("not_found", f"no task {task_id}")
     if not requeued:
@@ -259,7 +245,7 @@ async def retry(request: Request) -> Payload:
     return {"ok": True, "requeued": 1, "task": task}
 
 
-async def replay(request: Request) -> Payload:
+async def replay(request: Request) -> ReplayedView:
     """``POST /api/jobs/{id}/replay[?handler=NAME]``: run the job's finished tasks again."""
     job_id = parse_text(request.path_params["id"], "id") or ""
     handler = parse_text(request.query_params.get("handler"), "handler")
@@ -270,10 +256,16 @@ async def replay(request: Request) -> Payload:
         _wake_worker(request)
     where = TaskFilter(status=None, handler=handler, job_id=job_id)
     page = await _read(request, lambda c: list_tasks(c, where, 1000))
-    return {"ok": True, "jobId": job_id, "handler": handler, "requeued": count, "tasks": page.items}
+    return {
+        "ok": True,
+        "jobId": job_id,
+        "handler": handler,
+        "requeued": count,
+        "tasks": list(page.items),
+    }
 
 
-async def credits(request: Request) -> Payload:
+async def credits(request: Request) -> CreditsView:
     """``GET /api/credits[?by=model|day&since=7d&until=T]``: the credit ledger."""
     return await _read(request, credits_query(request.query_params))
 
@@ -294,10 +286,7 @@ def admin_routes(token: AdminToken, settings: Settings) -> list[Route]:
         Route("/api/jobs", _guarded(token, jobs), methods=["GET"], name="admin_jobs"),
         Route("/api/jobs/{id}", _guarded(token, _job(links)), methods=["GET"], name="admin_job"),
         Route(
-            "/api/assets/{id}/content",
-            _content(content),
-            methods=["GET"],
-            name="admin_asset_content",
+            "/api/assets/{id}/content", content.handle, methods=["GET"], name="admin_asset_content"
         ),
         Route(
             "/api/jobs/{id}/replay", _guarded(token, replay), methods=["POST"], name="admin_replay"

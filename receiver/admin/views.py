@@ -1,22 +1,239 @@
-"""Rows as the admin API shows them: JSON-ready dicts named like Apiframe's job resource.
+"""Rows as the admin API shows them, named like Apiframe's job resource: each shape is declared
+once here, as a TypedDict, and ``receiver.admin.openapi`` generates its JSON Schema from it.
 
 Timestamps stay ``datetime`` (orjson writes them as RFC 3339; the CLI computes ages from
-them); everything else is plain JSON.
+them); everything else is plain JSON. The classes' docstrings and ``Field`` descriptions are
+published in the OpenAPI description: they speak to API clients, in Markdown.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, Required
 
 import orjson
+from pydantic import Field
 from sqlalchemy import Row
 
-__all__ = ["asset_view", "attempt_view", "delivery_view", "job_view", "task_view"]
+# Pydantic reads TypedDicts from typing_extensions only, on Python before 3.12 (it is one of
+# pydantic's own dependencies); the TypeVar default keeps a bare ``Page`` usable.
+from typing_extensions import TypedDict, TypeVar
+
+from receiver.credits import CreditRow, CreditTotals, Grouping
+from receiver.db.models import TaskStatus
+from receiver.intake.arrivals import DeliveryOutcome
+from receiver.intake.job_state import JobStatus
+
+__all__ = [
+    "AssetView",
+    "AttemptView",
+    "CreditRowView",
+    "CreditTotalsView",
+    "CreditsView",
+    "DeliveryView",
+    "DeliveryWithBodyView",
+    "ErrorView",
+    "JobTimelineView",
+    "JobView",
+    "PageView",
+    "ReplayedView",
+    "RetriedView",
+    "StoredAssetView",
+    "TaskView",
+    "TaskWithHistoryView",
+    "TimelineView",
+    "asset_view",
+    "attempt_view",
+    "credits_view",
+    "delivery_view",
+    "delivery_with_body_view",
+    "job_view",
+    "task_view",
+]
+
+ItemT = TypeVar("ItemT", default=Mapping[str, Any])
 
 
-def job_view(row: Row[Any]) -> dict[str, Any]:
-    """A job summary: ``id``, ``status``, ``progress``, ``model``, ``result``, ``error``,
-    ``creditCost``, ``createdAt``, ``completedAt``, ``updatedAt``."""
+class JobView(TypedDict):
+    """A job, as Apiframe's job resource names its fields."""
+
+    id: str
+    status: JobStatus
+    progress: Annotated[int, Field(ge=0, le=100)]
+    model: str | None
+    result: Any
+    error: str | None
+    creditCost: float | None
+    createdAt: datetime
+    completedAt: datetime | None
+    updatedAt: datetime
+
+
+class DeliveryView(TypedDict):
+    """A verified delivery (a webhook, or a poll of the job API), without its body."""
+
+    id: int
+    jobId: str | None
+    loraId: Annotated[str | None, Field(description="The LoRA of a LoRA training event.")]
+    event: str | None
+    headerEvent: str | None
+    eventMismatch: bool
+    outcome: DeliveryOutcome
+    source: str
+    requestId: str
+    keyIndex: int | None
+    derivation: str | None
+    receivedAt: datetime
+
+
+class DeliveryWithBodyView(DeliveryView):
+    """A delivery with the body it came with, while it is kept."""
+
+    body: Annotated[
+        Any, Field(description="The raw body: its JSON when JSON, else text; null once pruned.")
+    ]
+    bodyFormat: Literal["json", "text"] | None
+
+
+class TaskView(TypedDict):
+    """One handler's run for one delivery."""
+
+    id: int
+    jobId: str | None
+    deliveryId: int
+    handler: str
+    event: str
+    status: TaskStatus
+    attempts: Annotated[int, Field(ge=0, description="Attempts so far.")]
+    lastError: str | None
+    runAt: datetime
+    finishedAt: datetime | None
+    createdAt: datetime
+    updatedAt: datetime
+
+
+class AttemptView(TypedDict):
+    """One run of a task."""
+
+    attempt: int
+    worker: str
+    startedAt: datetime
+    finishedAt: datetime
+    outcome: str
+    error: str | None
+
+
+class TaskWithHistoryView(TaskView):
+    """A task with each of its attempts, oldest first."""
+
+    history: list[AttemptView]
+
+
+class StoredAssetView(TypedDict):
+    """A captured file as recorded (what `framehook jobs show` prints)."""
+
+    id: int
+    handler: str
+    kind: str
+    position: int
+    sourceUrl: str
+    storageUri: str
+    key: str
+    size: int
+    contentType: str | None
+    sha256: str
+    storedAt: datetime
+
+
+class AssetView(StoredAssetView):
+    """A captured file, with a link that opens it."""
+
+    contentUrl: Annotated[
+        str,
+        Field(description="The file, through this server, for an hour without the token."),
+    ]
+
+
+class _Timeline(JobView):
+    deliveries: list[DeliveryWithBodyView]
+    tasks: list[TaskWithHistoryView]
+
+
+class TimelineView(_Timeline):
+    """A job with everything that happened to it, as read from the database."""
+
+    assets: list[StoredAssetView]
+
+
+class JobTimelineView(_Timeline):
+    """A job with its deliveries (in arrival order), tasks (with their attempts) and assets."""
+
+    assets: list[AssetView]
+
+
+class PageView(TypedDict, Generic[ItemT]):
+    """One page of a list; `nextCursor` is null on the last one."""
+
+    items: Sequence[ItemT]
+    nextCursor: str | None
+
+
+class RetriedView(TypedDict):
+    """A task queued again."""
+
+    ok: Literal[True]
+    requeued: int
+    task: TaskView
+
+
+class ReplayedView(TypedDict):
+    """A job's finished tasks queued again."""
+
+    ok: Literal[True]
+    jobId: str
+    handler: str | None
+    requeued: int
+    tasks: list[TaskView]
+
+
+class CreditTotalsView(TypedDict):
+    """What a set of finished jobs cost."""
+
+    completed: Annotated[int, Field(ge=0, description="Jobs completed (charged).")]
+    failed: Annotated[int, Field(ge=0, description="Jobs failed (refunded: no credits).")]
+    credits: Annotated[float, Field(description="Credits charged by the completed jobs.")]
+
+
+class CreditRowView(CreditTotalsView):
+    """The totals of one model or one UTC day."""
+
+    key: Annotated[
+        str | None,
+        Field(description="The model (null: never named), or the UTC day (YYYY-MM-DD)."),
+    ]
+
+
+class CreditsView(TypedDict):
+    """The credit ledger: totals, and one row per model or day."""
+
+    by: Grouping
+    since: datetime | None
+    items: list[CreditRowView]
+    total: CreditTotalsView
+
+
+class ErrorView(TypedDict, total=False):
+    """An error answer: `reason` says what went wrong, `detail` says it to a person."""
+
+    ok: Literal[False]
+    reason: Required[Annotated[str, Field(description="Machine-readable, stable.")]]
+    error: str
+    detail: str
+
+
+def job_view(row: Row[Any]) -> JobView:
+    """A job summary."""
     return {
         "id": row.id,
         "status": row.status,
@@ -31,9 +248,9 @@ def job_view(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def delivery_view(row: Row[Any], with_body: bool = False) -> dict[str, Any]:
-    """A delivery; with ``body`` (and ``bodyFormat``) when asked and still kept."""
-    view: dict[str, Any] = {
+def delivery_view(row: Row[Any]) -> DeliveryView:
+    """A delivery, without its body."""
+    return {
         "id": row.id,
         "jobId": row.job_id,
         "loraId": row.lora_id,
@@ -47,26 +264,25 @@ def delivery_view(row: Row[Any], with_body: bool = False) -> dict[str, Any]:
         "derivation": row.key_derivation,
         "receivedAt": row.received_at,
     }
-    if with_body:
-        view.update(_body(row.body))
-    return view
 
 
-def _body(raw: bytes | None) -> dict[str, Any]:
+def delivery_with_body_view(row: Row[Any]) -> DeliveryWithBodyView:
+    """A delivery with its body (``None`` once pruned; text when it is not JSON)."""
+    raw = row.body
     # Pruned bodies are gone (NULL); a body that is not JSON (a "malformed" one) is shown as
     # text, undecodable bytes replaced.
     if raw is None:
-        return {"body": None, "bodyFormat": None}
+        return {**delivery_view(row), "body": None, "bodyFormat": None}
     raw = bytes(raw)
     try:
-        return {"body": orjson.loads(raw), "bodyFormat": "json"}
+        return {**delivery_view(row), "body": orjson.loads(raw), "bodyFormat": "json"}
     except orjson.JSONDecodeError:
-        return {"body": raw.decode("utf-8", "replace"), "bodyFormat": "text"}
+        text = raw.decode("utf-8", "replace")
+        return {**delivery_view(row), "body": text, "bodyFormat": "text"}
 
 
-def task_view(row: Row[Any]) -> dict[str, Any]:
-    """A task: ``id``, ``jobId``, ``deliveryId``, ``handler``, ``event``, ``status``,
-    ``attempts`` (how many so far), ``lastError``, ``runAt``, ``finishedAt``..."""
+def task_view(row: Row[Any]) -> TaskView:
+    """A task; ``attempts`` counts the runs so far."""
     return {
         "id": row.id,
         "jobId": row.job_id,
@@ -83,7 +299,7 @@ def task_view(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def attempt_view(row: Row[Any]) -> dict[str, Any]:
+def attempt_view(row: Row[Any]) -> AttemptView:
     """One run of a task, from ``task_attempts``."""
     return {
         "attempt": row.attempt,
@@ -95,9 +311,8 @@ def attempt_view(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def asset_view(row: Row[Any]) -> dict[str, Any]:
-    """A captured file: ``kind``, ``position``, ``sourceUrl``, ``storageUri``, ``size``,
-    ``contentType``, ``sha256`` (plus the handler that stored it, its key and when)."""
+def asset_view(row: Row[Any]) -> StoredAssetView:
+    """A captured file (plus the handler that stored it, its key and when)."""
     return {
         "id": row.id,
         "handler": row.handler,
@@ -110,4 +325,18 @@ def asset_view(row: Row[Any]) -> dict[str, Any]:
         "contentType": row.content_type,
         "sha256": row.sha256,
         "storedAt": row.stored_at,
+    }
+
+
+def _credit_totals(row: CreditRow) -> CreditTotalsView:
+    return {"completed": row.completed, "failed": row.failed, "credits": row.credits}
+
+
+def credits_view(totals: CreditTotals) -> CreditsView:
+    """The ledger: ``{by, since, items: [{key, completed, failed, credits}], total}``."""
+    return {
+        "by": totals.by,
+        "since": totals.since,
+        "items": [{**_credit_totals(r), "key": r.key} for r in totals.rows],
+        "total": _credit_totals(totals.total),
     }

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Connection, Engine, text, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from receiver.db.engine import writing
 from receiver.db.models import Task, TaskStatus, metadata
 from receiver.queue.notify import CHANNEL
 
-__all__ = ["replay_dead", "replay_job", "retry_task"]
+__all__ = ["replay_dead", "replay_job", "requeue_task", "retry_task"]
 
 _tasks = metadata.tables[Task.__tablename__]
 # A job's tasks that ran to an end; superseded ones never ran, and replaying a job leaves them.
@@ -24,6 +24,11 @@ _RAN = (TaskStatus.SUCCEEDED, TaskStatus.DEAD)
 
 
 def _requeue(engine: Engine, *conditions: ColumnElement[bool]) -> int:
+    with writing(engine) as connection:
+        return _requeue_on(connection, *conditions)
+
+
+def _requeue_on(connection: Connection, *conditions: ColumnElement[bool]) -> int:
     now = datetime.now(UTC)
     t = _tasks
     statement = (
@@ -38,16 +43,22 @@ def _requeue(engine: Engine, *conditions: ColumnElement[bool]) -> int:
             attempt_offset=t.c.attempts,
         )
     )
-    with writing(engine) as connection:
-        count = connection.execute(statement).rowcount
-        if count and connection.dialect.name == "postgresql":
-            connection.execute(text(f"NOTIFY {CHANNEL}"))
+    count = connection.execute(statement).rowcount
+    if count and connection.dialect.name == "postgresql":
+        # Delivered at commit: workers elsewhere wake for it then.
+        connection.execute(text(f"NOTIFY {CHANNEL}"))
     return count
 
 
 def retry_task(engine: Engine, task_id: int) -> bool:
     """Queue one task again (unless it is running). Returns whether it was re-queued."""
     return _requeue(engine, _tasks.c.id == task_id) == 1
+
+
+def requeue_task(connection: Connection, task_id: int) -> bool:
+    """:func:`retry_task` in the caller's write transaction, so the caller can read the task
+    back before any worker can claim it (workers hear of it only at commit)."""
+    return _requeue_on(connection, _tasks.c.id == task_id) == 1
 
 
 def replay_job(engine: Engine, job_id: str, handler: str | None = None) -> int:

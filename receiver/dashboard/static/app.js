@@ -218,7 +218,21 @@ forget.addEventListener("click", () => loggedOut());
 
 // ---- the jobs page ---------------------------------------------------------------------
 
-const STATUSES = ["", "QUEUED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"];
+// The job statuses come from the API's own description (public, read once), generated from
+// the enum the server checks ?status= against: no copy here to fall out of step. Without it
+// the filter offers "every status" only, and the page works on.
+let jobStatuses = null;
+
+function loadJobStatuses() {
+  jobStatuses ??= fetch("/api/openapi.json", { headers: { Accept: "application/json" } })
+    .then((response) => (response.ok ? response.json() : Promise.reject(new Error(`${response.status}`))))
+    .then((spec) => spec.components.schemas.JobStatus.enum)
+    .catch(() => {
+      jobStatuses = null; // the next page load tries again
+      return [];
+    });
+  return jobStatuses;
+}
 
 function jobRow(job) {
   return el(
@@ -324,7 +338,11 @@ async function jobsPage() {
   const filter = new URLSearchParams(location.hash.split("?")[1] || "").get("status") || "";
   const query = new URLSearchParams({ limit: PAGE });
   if (filter) query.set("status", filter);
-  const [page, dead] = await Promise.all([api(`/api/jobs?${query}`), api("/api/tasks?status=dead&limit=100")]);
+  const [page, dead, statuses] = await Promise.all([
+    api(`/api/jobs?${query}`),
+    api("/api/tasks?status=dead&limit=100"),
+    loadJobStatuses(),
+  ]);
 
   const rows = el("tbody");
   const shown = new Map();
@@ -357,7 +375,7 @@ async function jobsPage() {
       "aria-label": "Status",
       onchange: () => (location.hash = select.value ? `#/?status=${select.value}` : "#/"),
     },
-    ...STATUSES.map((s) => el("option", { value: s, text: s || "every status", selected: s === filter })),
+    ...["", ...statuses].map((s) => el("option", { value: s, text: s || "every status", selected: s === filter })),
   );
   const empty = el("div", { class: "empty", text: "No jobs yet. Send one with `framehook send-test completed`.", hidden: page.items.length > 0 });
   const jobs = el(

@@ -19,6 +19,9 @@ from starlette.testclient import TestClient
 from handlers import PermanentFailure
 from receiver.apiframe.events import parse_body
 from receiver.db.engine import writing
+from receiver.db.models import TaskStatus
+from receiver.intake.arrivals import DeliveryOutcome
+from receiver.intake.job_state import JobStatus
 from receiver.intake.recorder import Arrival, Recorder
 from tests.receiver.admin.scenario import (
     AUTH,
@@ -445,3 +448,28 @@ def test_the_openapi_description_covers_every_admin_route(api: TestClient) -> No
         for method in route.methods - {"HEAD"}
     }
     assert described == mounted
+
+
+def test_the_description_names_its_objects_and_vocabularies(api: TestClient) -> None:
+    """The generated components keep the API's names, and the status and outcome vocabularies
+    are the domain's enums (the dashboard reads JobStatus from here)."""
+    schemas = api.get("/api/openapi.json").json()["components"]["schemas"]
+    assert {"Job", "JobPage", "JobTimeline", "DeliveryPage", "TaskPage", "Error"} <= set(schemas)
+    assert schemas["JobStatus"]["enum"] == [s.value for s in JobStatus]
+    assert schemas["TaskStatus"]["enum"] == [s.value for s in TaskStatus]
+    assert schemas["DeliveryOutcome"]["enum"] == [o.value for o in DeliveryOutcome]
+    job = schemas["Job"]
+    assert job["additionalProperties"] is False
+    assert set(job["required"]) == set(job["properties"])
+    assert job["properties"]["completedAt"] == {
+        "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]
+    }
+
+
+def test_an_age_longer_than_the_calendar_reaches_back_to_its_start(api: TestClient) -> None:
+    """since=999999999d is in the age grammar the description shows: every finished job, not
+    a 400 (schemathesis found the contradiction)."""
+    assert post(api, completed("job-old", "https://x.test/o.png")).status_code == 202
+    ledger = get(api, "/api/credits", since="999999999d")
+    assert ledger["since"].startswith("0001-01-01T00:00:00")
+    assert ledger["total"]["completed"] == 1

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from receiver.dev.fakeapi.media import CONTENT_TYPES, media_file
+from receiver.intake.job_state import JobStatus
 from tests.support.cdn import FakeCdn, Route
 from tests.support.processes import Server, framehook_env
 from tests.support.waiting import wait_until
@@ -213,4 +214,30 @@ def test_sign_in_watch_progress_live_and_retry_a_dead_task(
     expect(page.locator("#assets audio")).to_have_count(1)
     page.wait_for_function("() => document.querySelector('#assets audio').readyState >= 1")
     expect(page.locator("#assets img")).to_have_count(1)
+    assert problems == [], problems
+
+
+def test_the_status_filter_offers_the_statuses_the_api_describes(
+    browser: Any, server: Server
+) -> None:
+    """The job-status choices are read from /api/openapi.json (the script holds no list);
+    picking one narrows the jobs to that status."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    expect = playwright.expect
+    send(server, progress("job-running", 30, "flux"))
+    send(server, completed("job-done", {}, "flux"))
+
+    page.goto(f"{server.url}/#token={TOKEN}")
+    expect(page.locator("#live")).to_have_text("live")
+    options = page.locator('select[aria-label="Status"] option')
+    expect(options).to_have_text(["every status", *(s.value for s in JobStatus)])
+    expect(page.locator("#jobs tbody tr")).to_have_count(2)
+
+    page.select_option('select[aria-label="Status"]', "COMPLETED")
+    expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    expect(page.locator('tr[data-job-id="job-done"]')).to_have_count(1)
+    expect(page.locator('select[aria-label="Status"]')).to_have_value("COMPLETED")
     assert problems == [], problems

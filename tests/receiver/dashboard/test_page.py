@@ -7,6 +7,8 @@ import re
 
 from starlette.testclient import TestClient
 
+from receiver.intake.job_state import JobStatus
+
 
 def test_the_page_and_its_files_are_public_and_locked_down(client: TestClient) -> None:
     page = client.get("/")
@@ -36,3 +38,17 @@ def test_the_script_never_writes_html_from_data(client: TestClient) -> None:
     assert "innerHTML" not in script
     assert "insertAdjacentHTML" not in script
     assert "eval(" not in script
+
+
+def test_the_status_filter_comes_from_the_served_description(client: TestClient) -> None:
+    """The script holds no copy of the job statuses: it reads the JobStatus enum from
+    /api/openapi.json, which answers without the token and lists the domain's statuses."""
+    script = client.get("/dashboard/app.js").text
+    assert "/api/openapi.json" in script
+    assert "schemas.JobStatus.enum" in script
+    # A copied list would name the statuses the script gives no special treatment.
+    assert '"QUEUED"' not in script
+    assert '"CANCELLED"' not in script
+    spec = client.get("/api/openapi.json")
+    assert spec.status_code == 200
+    assert spec.json()["components"]["schemas"]["JobStatus"]["enum"] == [s.value for s in JobStatus]
