@@ -31,13 +31,18 @@ nanio is the fastest correct one (and passes tests/storage, beside moto).
     python bench/download.py [--size-mib 1024] [--rounds 2] [--skip-s3] [--s3-server nanio]
 """
 
+# Imports follow the sys.path entry below, which they need.
+# ruff: noqa: E402
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+# Run as ``python bench/download.py``: make the ``bench`` and ``tests`` packages importable.
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
 
 import argparse
 import hashlib
@@ -56,10 +61,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
-import orjson
 
-from bench.ack import Server, ServerFailed, _clean_environment, free_port
-from receiver import sign
+from bench._harness import (
+    ROUTE,
+    Column,
+    Server,
+    ServerFailed,
+    framehook_env,
+    framehook_serve,
+    framehook_worker,
+    migrate,
+    print_table,
+)
+from bench._workload import completed
 
 API_KEY = "bench-download-key"
 MIB = 1024 * 1024
@@ -136,14 +150,6 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process ``pid`` so far."""
-    # /proc/PID/stat: the command (field 2) may hold spaces; utime and stime are fields 14
-    # and 15, counted after its closing parenthesis.
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Capture:
     target: str
@@ -156,19 +162,10 @@ class Capture:
     machine (wall times on a shared 2-core machine vary by half from run to run)."""
 
 
-def _post_completed(base_url: str, job_id: str, url: str) -> None:
-    body = orjson.dumps(
-        {
-            "event": "completed",
-            "jobId": job_id,
-            "status": "COMPLETED",
-            "progress": 100,
-            "model": "kling-2.6",
-            "result": {"videoUrl": url},
-        }
-    )
-    headers = {"X-Webhook-Signature": sign(body, API_KEY), "Content-Type": "application/json"}
-    response = httpx.post(f"{base_url}/webhooks/apiframe", content=body, headers=headers)
+def _post_completed(base_url: str, job_id: str, files_url: str) -> None:
+    # A video job whose one file is under files_url (the sendfile server answers any path).
+    delivery = completed(job_id, API_KEY, "video", asset_base_url=files_url)
+    response = httpx.post(f"{base_url}{ROUTE}", content=delivery.body, headers=delivery.headers())
     response.raise_for_status()
 
 
@@ -202,57 +199,52 @@ class Deployment:
     """``framehook serve --no-worker`` and one ``framehook worker``: the worker is measured."""
 
     server: Server
-    worker: subprocess.Popen[bytes]
+    worker: Server
 
 
 @contextmanager
 def framehook(workdir: Path, storage_url: str, extra_env: dict[str, str]) -> Iterator[Deployment]:
-    port = free_port()
-    env = _clean_environment()
-    env.update(
-        {
-            "APIFRAME_API_KEY": API_KEY,
-            "FRAMEHOOK_DATABASE_URL": f"sqlite:///{workdir / 'framehook.db'}",
-            "FRAMEHOOK_STORAGE_URL": storage_url,
-            "FRAMEHOOK_ASSET_HOSTS": "localhost",
-            "FRAMEHOOK_ASSET_ALLOW_HTTP": "true",
-            "FRAMEHOOK_ASSET_ALLOW_NETWORKS": "127.0.0.0/8,::1/128",
-            "FRAMEHOOK_LOG_FORMAT": "json",
-            **extra_env,
-        }
+    env = framehook_env(
+        API_KEY,
+        f"sqlite:///{workdir / 'framehook.db'}",
+        FRAMEHOOK_STORAGE_URL=storage_url,
+        FRAMEHOOK_ASSET_HOSTS="localhost",
+        FRAMEHOOK_ASSET_ALLOW_HTTP="true",
+        FRAMEHOOK_ASSET_ALLOW_NETWORKS="127.0.0.0/8,::1/128",
+        **extra_env,
     )
-    script = str(Path(sys.executable).with_name("framehook"))
     # Migrated first, as a deployment does: the processes then start on a current schema.
-    subprocess.run([script, "db", "upgrade"], env=env, cwd=workdir, check=True, capture_output=True)
-    argv = [script, "serve", "--no-worker", "--port", str(port)]
-    server = Server("framehook", argv, env, workdir, workdir / f"serve-{port}.log", port)
-    server.start()
-    with (workdir / "worker.log").open("wb") as log:
-        worker = subprocess.Popen(
-            [script, "worker"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
-        )
+    migrate(env, workdir)
+    server = framehook_serve("framehook", workdir, env, worker=False)
+    worker = framehook_worker("worker", workdir, env)
     try:
+        server.start()
+        worker.start()
         server.wait_ready([("/readyz", 200)])
         time.sleep(1.0)  # the worker's start-up, so its idle RSS is idle
         yield Deployment(server, worker)
     finally:
-        worker.terminate()
-        worker.wait(30)
+        worker.stop()
         server.stop()
 
 
 def capture(
-    deployment: Deployment, workdir: Path, url: str, expected_sha: str, target: str, timeout: float
+    deployment: Deployment,
+    workdir: Path,
+    files_url: str,
+    expected_sha: str,
+    target: str,
+    timeout: float,
 ) -> Capture:
-    pid = deployment.worker.pid
-    idle = peak_rss_mib(pid)
-    cpu = cpu_seconds(pid)
+    worker = deployment.worker
+    idle = peak_rss_mib(worker.pid)
+    cpu = worker.cpu_seconds()
     job_id = str(uuid.uuid4())
     server = deployment.server
-    _post_completed(server.base_url, job_id, url)
+    _post_completed(server.base_url, job_id, files_url)
     seconds, sha = _wait_for_asset(workdir / "framehook.db", job_id, server, timeout)
-    cpu = cpu_seconds(pid) - cpu
-    return Capture(target, seconds, peak_rss_mib(pid), idle, sha == expected_sha, cpu)
+    cpu = worker.cpu_seconds() - cpu
+    return Capture(target, seconds, peak_rss_mib(worker.pid), idle, sha == expected_sha, cpu)
 
 
 BARE_PUT = """
@@ -288,7 +280,7 @@ S3_SERVERS = ("nanio", "moto")
 def s3_server(server: str, workdir: Path) -> Iterator[dict[str, str] | None]:
     """An S3 server (nanio or moto) with a bucket, and the environment framehook needs for it;
     ``None`` if that server is not installed. The test suite's own emulators and credentials
-    (``tests/servers.py``), each with a directory of its own under ``workdir``."""
+    (``tests/support/servers.py``), each with a directory of its own under ``workdir``."""
     if importlib.util.find_spec(server) is None:
         yield None
         return
@@ -320,10 +312,15 @@ class Run:
 
     workdir: Path
     source: Path
-    url: str
+    files_url: str  # the sendfile server
     expected_sha: str
     rounds: int
     timeout: float
+
+    @property
+    def url(self) -> str:
+        """What curl fetches."""
+        return f"{self.files_url}/video.mp4"
 
 
 def run_target(
@@ -337,7 +334,7 @@ def run_target(
     with framehook(home, storage_url, env) as deployment:
         for _ in range(run.rounds):
             curl_s = time_curl(run.url, run.workdir / "curl.out")
-            result = capture(deployment, home, run.url, run.expected_sha, target, run.timeout)
+            result = capture(deployment, home, run.files_url, run.expected_sha, target, run.timeout)
             bare = time_bare_put(run.source, env) if "AWS_ENDPOINT_URL" in env else None
             results.append((curl_s, result, bare))
     return results
@@ -368,9 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = workdir / "source.mp4"
         expected = make_file(source, size)
         http = SendfileServer(source)
-        url = f"http://localhost:{http.port}/video.mp4"
-        print(f"file: {args.size_mib} MiB served by sendfile at {url}")
-        run = Run(workdir, source, url, expected, args.rounds, max(120.0, args.size_mib / 10))
+        files_url = f"http://localhost:{http.port}"
+        run = Run(workdir, source, files_url, expected, args.rounds, max(120.0, args.size_mib / 10))
+        print(f"file: {args.size_mib} MiB served by sendfile at {run.url}")
         try:
             if not args.skip_local:
                 for curl_s, c, bare in run_target(run, "local", str(workdir / "assets"), {}):
@@ -391,18 +388,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+COLUMNS = (
+    Column("target", 10, left=True),
+    Column("curl s", 7, ".2f"),
+    Column("framehook s", 11, ".2f"),
+    Column("ratio", 6, ".2f"),
+    Column("worker cpu s", 12, ".2f"),
+    Column("peak RSS", 9),
+    Column("idle RSS", 9),
+    Column("sha ok", 6),
+)
+
+
+def _cells(target: str, curl_s: float, c: Capture) -> tuple[object, ...]:
+    """One capture's line of the table (``COLUMNS``)."""
+    rss = (f"{c.peak_rss_mib:.0f}Mi", f"{c.idle_rss_mib:.0f}Mi")
+    return (target, curl_s, c.seconds, curl_s / c.seconds, c.cpu_seconds, *rss, str(c.sha_ok))
+
+
 def report(rows: list[tuple[str, float, Capture, float | None]]) -> None:
     print()
-    print(
-        f"{'target':<10} {'curl s':>7} {'framehook s':>11} {'ratio':>6} {'worker cpu s':>12} "
-        f"{'peak RSS':>9} {'idle RSS':>9} {'sha ok':>6}"
-    )
-    for target, curl_s, c, _ in rows:
-        print(
-            f"{target:<10} {curl_s:>7.2f} {c.seconds:>11.2f} {curl_s / c.seconds:>6.2f} "
-            f"{c.cpu_seconds:>12.2f} {c.peak_rss_mib:>7.0f}Mi {c.idle_rss_mib:>7.0f}Mi "
-            f"{c.sha_ok!s:>6}"
-        )
+    print_table([_cells(target, curl_s, c) for target, curl_s, c, _ in rows], COLUMNS)
     ok = all(c.sha_ok and c.peak_rss_mib <= 100 for _, _, c, _ in rows)
     best: dict[str, float] = {}
     for target, curl_s, c, _ in rows:

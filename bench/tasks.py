@@ -22,6 +22,7 @@ Usage::
         [--json PATH] [--skip-latency] [--skip-throughput]
 """
 
+
 # Imports follow the sys.path entry below, which they need.
 # ruff: noqa: E402
 
@@ -31,7 +32,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Run as ``python bench/tasks.py``: make the ``bench`` package (bench/ack.py's helpers) importable.
+# Run as ``python bench/tasks.py``: make the ``bench`` and ``tests`` packages importable.
 if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 
@@ -39,8 +40,6 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -54,29 +53,39 @@ from typing import Any
 
 import httpx
 import psycopg
-from psycopg import sql
 
-from bench.ack import (
+from bench._harness import (
+    ROUTE,
+    Column,
     CpuPlan,
+    ScratchDatabases,
     Server,
-    ServerFailed,
-    _clean_environment,
-    _percentile,
-    _terminate,
-    free_port,
+    bench_api_key,
+    clean_environment,
+    finish,
+    framehook_env,
+    framehook_serve,
+    framehook_worker,
+    migrate,
+    noting_failures,
+    percentile,
     plan_cpus,
+    postgres_server_url,
+    print_table,
+    taskset,
+    terminate,
+    wait_for_log,
 )
+from bench._workload import completed, encode, payload
 from bench.latency_handler import STARTS_ENV
 from handlers import HandlerContext, JobEvent
-from receiver import sign
-from receiver.db.engine import normalize_url
 
-ROUTE = "/webhooks/apiframe"
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TARGET_RATIO = 0.5
 TARGET_ONE_PROCESS_P50_MS = 20.0
 TARGET_ACROSS_PROCESSES_P50_MS = 100.0
 HANDLER = "noop"
+# The body of every event: one image, as small as a real completed event gets.
+MODALITY = "image"
 FILL_BATCH = 250
 # The counter's period in the framehook child, and so the resolution of its end time.
 COUNT_PERIOD_S = 0.05
@@ -95,86 +104,7 @@ COMPLETE_SQL = "UPDATE tasks SET status = 'succeeded' WHERE id = %s"
 COUNT_SQL = "SELECT count(*) FROM tasks WHERE status = 'succeeded'"
 
 
-# --------------------------------------------------------------------------- scratch databases
-
-
-def postgres_server_url() -> str:
-    """The server to make scratch databases on: ``FRAMEHOOK_TEST_POSTGRES_URL`` or the local."""
-    return os.environ.get("FRAMEHOOK_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
-
-
-class ScratchDatabases:
-    """Databases of this run's own on one PostgreSQL server; ``drop_all`` removes every one."""
-
-    def __init__(self, server_url: str) -> None:
-        # postgresql:// for libpq and framehook alike, whatever form the setting used.
-        self.server = normalize_url(server_url).set(drivername="postgresql")
-        self.names: list[str] = []
-
-    def url(self, name: str) -> str:
-        """The URL of database ``name`` (psycopg and framehook both take it)."""
-        return self.server.set(database=name).render_as_string(hide_password=False)
-
-    def admin(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(
-            self.url(self.server.database or "postgres"), autocommit=True, connect_timeout=5
-        )
-
-    def check(self) -> None:
-        """Raise whatever psycopg raises if the server is not reachable."""
-        with self.admin() as connection:
-            connection.execute("SELECT 1")
-
-    def create(self, template: str | None = None) -> str:
-        """A new empty database (or a copy of ``template``); returns its name."""
-        name = f"framehook_bench_{secrets.token_hex(6)}"
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template is not None:
-            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        # Recorded before it exists, so a database half-made by an interrupt is dropped too.
-        self.names.append(name)
-        with self.admin() as connection:
-            for attempt in range(20):
-                try:
-                    connection.execute(statement)
-                    break
-                except psycopg.errors.ObjectInUse:
-                    # An autovacuum worker can be on the template for a moment: wait it out.
-                    if attempt == 19:
-                        raise
-                    time.sleep(0.5)
-        return name
-
-    def drop_all(self) -> list[str]:
-        """Drop every database made here; returns the problems (empty when all went)."""
-        problems = []
-        for name in reversed(self.names):
-            try:
-                with self.admin() as connection:
-                    # FORCE: a child killed mid-run may leave a session behind.
-                    connection.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(name)
-                        )
-                    )
-            except psycopg.Error as exc:
-                problems.append(f"could not drop scratch database {name}: {exc}")
-        self.names.clear()
-        return problems
-
-
-def completed_body(job_id: str) -> bytes:
-    """A ``completed`` event as Apiframe sends it, for ``job_id``."""
-    payload = {
-        "event": "completed",
-        "jobId": job_id,
-        "status": "COMPLETED",
-        "progress": 100,
-        "result": {"images": ["https://cdn2.apiframe.ai/x.png"]},
-        "model": "flux-pro",
-        "creditCost": 1,
-    }
-    return json.dumps(payload, separators=(",", ":")).encode()
+# --------------------------------------------------------------------------- the task table
 
 
 def fill(url: str, count: int) -> None:
@@ -192,7 +122,7 @@ def fill(url: str, count: int) -> None:
         for start in range(0, count, FILL_BATCH):
             arrivals = []
             for _ in range(min(FILL_BATCH, count - start)):
-                body = completed_body(str(uuid.uuid4()))
+                body = encode(payload("completed", str(uuid.uuid4()), MODALITY))
                 arrivals.append(
                     Arrival(
                         parsed=parse_body(body),
@@ -390,6 +320,21 @@ class Drain:
     def row(self) -> dict[str, Any]:
         return asdict(self) | {"tasks_per_s": round(self.rate, 1), "client_cpu": self.cpu}
 
+    def cells(self) -> tuple[object, ...]:
+        """Its line of the table (``DRAIN_COLUMNS``)."""
+        per_task = self.commits / self.done if self.done else 0.0
+        return (self.side, self.done, self.seconds, self.rate, self.cpu, per_task)
+
+
+DRAIN_COLUMNS = (
+    Column("side", 10, left=True),
+    Column("tasks", 7),
+    Column("seconds", 8, ".2f"),
+    Column("tasks/s", 9, ".1f"),
+    Column("client cpu", 10, ".0%"),
+    Column("xact/task", 9, ".2f"),
+)
+
 
 def drain_timeout(tasks: int) -> float:
     """Generous: a side slower than 50 tasks/s is broken, not slow."""
@@ -409,7 +354,7 @@ def run_drain(
     kind = "_framehook-drain" if side == "framehook" else "_bare-drain"
     timeout = drain_timeout(args.tasks)
     config = {"url": url, "tasks": args.tasks, "concurrency": args.concurrency, "timeout": timeout}
-    argv = [*cpus.prefix(cpus.server), sys.executable, str(Path(__file__).resolve())]
+    argv = [*taskset(cpus.server), sys.executable, str(Path(__file__).resolve())]
     argv += [kind, json.dumps(config)]
     log = scratch / f"drain-{side}.log"
     before = commits(server, name)
@@ -418,7 +363,7 @@ def run_drain(
             argv,
             stdout=subprocess.PIPE,
             stderr=err,
-            env=_clean_environment(),
+            env=clean_environment(),
             cwd=scratch,
             timeout=timeout + 60,
             check=False,
@@ -473,19 +418,25 @@ def throughput(
     return drains
 
 
-def print_throughput(drains: Sequence[Drain]) -> None:
-    header = (
-        f"{'side':<10} {'tasks':>7} {'seconds':>8} {'tasks/s':>9} {'client cpu':>10} "
-        f"{'xact/task':>9}"
-    )
-    print(header)
-    print("-" * len(header))
-    for d in drains:
-        per_task = d.commits / d.done if d.done else 0.0
+def report_throughput(drains: Sequence[Drain]) -> dict[str, Any]:
+    """Part 1's table and ratio, printed; its share of the JSON summary."""
+    print()
+    print_table([d.cells() for d in drains], DRAIN_COLUMNS)
+    print()
+    by_side = {d.side: d for d in drains}
+    if not ("bare" in by_side and "framehook" in by_side and by_side["bare"].rate > 0):
+        return {}
+    framehook, bare = by_side["framehook"], by_side["bare"]
+    ratio = framehook.rate / bare.rate
+    met = ratio >= TARGET_RATIO
+    print(f"ratio framehook/bare = {ratio:.2f}")
+    print(f"target ratio >= {TARGET_RATIO}: {'met' if met else 'NOT met'}")
+    if framehook.cpu >= 0.9:
         print(
-            f"{d.side:<10} {d.done:>7} {d.seconds:>8.2f} {d.rate:>9.1f} {d.cpu:>10.0%} "
-            f"{per_task:>9.2f}"
+            f"note: the framehook worker used {framehook.cpu:.0%} of its CPU: it is "
+            "bound by its own Python work, not by PostgreSQL"
         )
+    return {"ratio": round(ratio, 4), "ratio_met": met}
 
 
 # --------------------------------------------------------------------------- part 2
@@ -526,7 +477,7 @@ class Latency:
         return self.sent - len(self.latencies_ms)
 
     def pct(self, p: float) -> float:
-        return _percentile(self.latencies_ms, p)
+        return percentile(self.latencies_ms, p)
 
     @property
     def met(self) -> bool:
@@ -547,10 +498,26 @@ class Latency:
             "met": self.met,
         }
 
+    def cells(self) -> tuple[object, ...]:
+        """Its line of the table (``LATENCY_COLUMNS``)."""
+        ms = self.latencies_ms
+        low, high = (ms[0], ms[-1]) if ms else (0.0, 0.0)
+        return (
+            self.setup, self.sent, self.pct(50), self.pct(90), self.pct(99), low, high,
+            self.missing,
+        )  # fmt: skip
 
-def framehook_command() -> list[str]:
-    script = Path(sys.executable).with_name("framehook")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "receiver"]
+
+LATENCY_COLUMNS = (
+    Column("setup", 24, left=True),
+    Column("events", 6),
+    Column("p50 ms", 8, ".2f"),
+    Column("p90 ms", 8, ".2f"),
+    Column("p99 ms", 8, ".2f"),
+    Column("min ms", 8, ".2f"),
+    Column("max ms", 8, ".2f"),
+    Column("missing", 7),
+)
 
 
 def read_starts(path: Path) -> dict[str, float]:
@@ -581,28 +548,13 @@ def wait_for_starts(
         time.sleep(0.05)
 
 
-def wait_for_log(server: Server, text: str, timeout: float = 60.0) -> None:
-    """Until ``text`` appears in the server's log."""
-    deadline = time.monotonic() + timeout
-    while text not in server.log.read_text(errors="replace"):
-        server.check_alive()
-        if time.monotonic() > deadline:
-            raise ServerFailed(f"{server.name}: no {text!r} in {server.log} within {timeout:.0f} s")
-        time.sleep(0.05)
-
-
 def send(client: httpx.Client, api_key: str, count: int) -> dict[str, float]:
     """Post ``count`` new ``completed`` events one at a time; ``job id -> time of its 202``."""
     acked: dict[str, float] = {}
     for _ in range(count):
         job = str(uuid.uuid4())
-        body = completed_body(job)
-        headers = {
-            "Content-Type": "application/json",
-            "X-Webhook-Event": "completed",
-            "X-Webhook-Signature": sign(body, api_key),
-        }
-        answer = client.post(ROUTE, content=body, headers=headers)
+        delivery = completed(job, api_key, MODALITY)
+        answer = client.post(ROUTE, content=delivery.body, headers=delivery.headers())
         at = time.time()
         if answer.status_code != 202:
             raise RuntimeError(f"POST {ROUTE} answered {answer.status_code}: {answer.text[:200]}")
@@ -626,44 +578,28 @@ def measure_latency(
     workdir.mkdir()
     starts_file = workdir / "starts.txt"
     starts_file.touch()
-    env = _clean_environment() | {
-        "APIFRAME_API_KEY": api_key,
-        "FRAMEHOOK_HANDLERS": "bench.latency_handler:LatencyHandler",
-        "FRAMEHOOK_LOG_FORMAT": "json",
-        # Polling would find a task within 5 s: far outside the targets, so a fast start can
-        # only come from a wake-up.
-        "FRAMEHOOK_POLL_SECONDS": "5",
-        STARTS_ENV: str(starts_file),
-        "PYTHONPATH": str(ROOT),
-    }
+    extra = {STARTS_ENV: str(starts_file), "PYTHONPATH": str(ROOT)}
     if setup.database == "sqlite":
-        env["FRAMEHOOK_DATABASE_URL"] = f"sqlite:///{workdir / 'fh.db'}"
+        url = f"sqlite:///{workdir / 'fh.db'}"
     else:
         assert server is not None
-        env["FRAMEHOOK_DATABASE_URL"] = server.url(server.create())
-        env["FRAMEHOOK_AUTO_MIGRATE"] = "true"
-    command = framehook_command()
-    port = free_port()
-    serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
-    if setup.split:
-        serve.append("--no-worker")
+        url = server.url(server.create())
+        extra["FRAMEHOOK_AUTO_MIGRATE"] = "true"
+    env = framehook_env(
+        api_key,
+        url,
+        FRAMEHOOK_HANDLERS="bench.latency_handler:LatencyHandler",
+        # Polling would find a task within 5 s: far outside the targets, so a fast start can
+        # only come from a wake-up.
+        FRAMEHOOK_POLL_SECONDS="5",
+        **extra,
+    )
     # The worker shares the receiver's CPU: the across-processes setup gets the same CPU budget
     # as the one-process ones, and what differs is only the hop through LISTEN/NOTIFY.
-    processes = [
-        Server("serve", [*cpus.prefix(cpus.server), *command, *serve], env, workdir,
-               workdir / "serve.log", port),
-    ]  # fmt: skip
+    processes = [framehook_serve("serve", workdir, env, worker=not setup.split, cpu=cpus.server)]
     if setup.split:
-        upgrade = subprocess.run(
-            [*command, "db", "upgrade"], env=env, cwd=workdir, capture_output=True, timeout=120,
-            check=False,
-        )  # fmt: skip
-        if upgrade.returncode != 0:
-            raise ServerFailed(f"framehook db upgrade failed: {upgrade.stderr.decode()[-500:]}")
-        processes.append(
-            Server("worker", [*cpus.prefix(cpus.server), *command, "worker"], env, workdir,
-                   workdir / "worker.log", 0)
-        )  # fmt: skip
+        migrate(env, workdir)
+        processes.append(framehook_worker("worker", workdir, env, cpu=cpus.server))
     try:
         for process in processes:
             process.start()
@@ -686,20 +622,17 @@ def measure_latency(
     return Latency(setup.name, setup.target_ms, len(acked), latencies)
 
 
-def print_latency(results: Sequence[Latency]) -> None:
-    header = (
-        f"{'setup':<24} {'events':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'min ms':>8} "
-        f"{'max ms':>8} {'missing':>7}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        ms = r.latencies_ms
-        low, high = (ms[0], ms[-1]) if ms else (0.0, 0.0)
+def report_latency(latencies: Sequence[Latency]) -> dict[str, Any]:
+    """Part 2's table and targets, printed; its share of the JSON summary."""
+    print()
+    print_table([r.cells() for r in latencies], LATENCY_COLUMNS)
+    print()
+    for r in latencies:
         print(
-            f"{r.setup:<24} {r.sent:>6} {r.pct(50):>8.2f} {r.pct(90):>8.2f} {r.pct(99):>8.2f} "
-            f"{low:>8.2f} {high:>8.2f} {r.missing:>7}"
+            f"target {r.setup} p50 <= {r.target_ms:g} ms: {r.pct(50):.2f} ms, "
+            f"{'met' if r.met else 'NOT met'}"
         )
+    return {"latency": {r.setup: {"p50_ms": r.pct(50), "met": r.met} for r in latencies}}
 
 
 # --------------------------------------------------------------------------- main
@@ -729,7 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(raw) == 2 and raw[0] in CHILDREN:
         return child_main(raw[0], raw[1])
     args = _parse_args(raw)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     cpus = plan_cpus()
     if cpus.generator is not None:
         # This process is the latency sender: keep it off the servers' CPU, as bench/ack.py
@@ -742,92 +675,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     drains: list[Drain] = []
     latencies: list[Latency] = []
     try:
-        try:
-            assert server is not None
-            server.check()
-        except psycopg.Error as exc:
-            broken.append(f"PostgreSQL unreachable at {postgres_server_url()}: {exc}")
-            server = None
-        if not args.skip_throughput and server is not None:
-            drains = throughput(args, server, cpus, scratch, broken)
-            # Free the disk and the server before the latency part.
-            broken.extend(server.drop_all())
-        if not args.skip_latency:
-            api_key = "afk_bench_" + secrets.token_hex(16)
-            for setup in SETUPS:
-                if setup.database == "postgres" and server is None:
-                    continue
-                latency = measure_latency(setup, args, server, cpus, scratch, api_key)
-                latencies.append(latency)
-                if latency.missing:
-                    broken.append(f"{setup.name}: {latency.missing} handler starts missing")
-    except (RuntimeError, OSError, TimeoutError, subprocess.TimeoutExpired) as exc:
-        broken.append(f"{exc.__class__.__name__}: {exc}")
-    except (psycopg.Error, httpx.HTTPError) as exc:
-        broken.append(f"{exc.__class__.__name__}: {exc}")
-    except KeyboardInterrupt:
-        broken.append("interrupted")
-    except SystemExit:
-        # _terminate's SIGTERM: the servers are stopped by now; still report what was measured.
-        broken.append("terminated (SIGTERM)")
+        with noting_failures(broken, psycopg.Error, httpx.HTTPError):
+            try:
+                assert server is not None
+                server.check()
+            except psycopg.Error as exc:
+                broken.append(f"PostgreSQL unreachable at {postgres_server_url()}: {exc}")
+                server = None
+            if not args.skip_throughput and server is not None:
+                drains = throughput(args, server, cpus, scratch, broken)
+                # Free the disk and the server before the latency part.
+                broken.extend(server.drop_all())
+            if not args.skip_latency:
+                api_key = bench_api_key()
+                for setup in SETUPS:
+                    if setup.database == "postgres" and server is None:
+                        continue
+                    latency = measure_latency(setup, args, server, cpus, scratch, api_key)
+                    latencies.append(latency)
+                    if latency.missing:
+                        broken.append(f"{setup.name}: {latency.missing} handler starts missing")
     finally:
         if server is not None:
             broken.extend(server.drop_all())
     summary: dict[str, Any] = {}
     if drains:
-        print()
-        print_throughput(drains)
-        print()
-        by_side = {d.side: d for d in drains}
-        if "bare" in by_side and "framehook" in by_side and by_side["bare"].rate > 0:
-            framehook, bare = by_side["framehook"], by_side["bare"]
-            ratio = framehook.rate / bare.rate
-            met = ratio >= TARGET_RATIO
-            print(f"ratio framehook/bare = {ratio:.2f}")
-            print(f"target ratio >= {TARGET_RATIO}: {'met' if met else 'NOT met'}")
-            summary.update(ratio=round(ratio, 4), ratio_met=met)
-            if framehook.cpu >= 0.9:
-                print(
-                    f"note: the framehook worker used {framehook.cpu:.0%} of its CPU: it is "
-                    "bound by its own Python work, not by PostgreSQL"
-                )
+        summary |= report_throughput(drains)
     if latencies:
-        print()
-        print_latency(latencies)
-        print()
-        for r in latencies:
-            print(
-                f"target {r.setup} p50 <= {r.target_ms:g} ms: {r.pct(50):.2f} ms, "
-                f"{'met' if r.met else 'NOT met'}"
-            )
-        summary["latency"] = {r.setup: {"p50_ms": r.pct(50), "met": r.met} for r in latencies}
-    for problem in broken:
-        print(f"BROKEN RUN: {problem}", file=sys.stderr)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "config": {
-                "tasks": args.tasks,
-                "concurrency": args.concurrency,
-                "events": args.events,
-                "cpus": cpus.note,
-                "targets": {
-                    "ratio": TARGET_RATIO,
-                    "one_process_p50_ms": TARGET_ONE_PROCESS_P50_MS,
-                    "across_processes_p50_ms": TARGET_ACROSS_PROCESSES_P50_MS,
-                },
+        summary |= report_latency(latencies)
+    report = {
+        "config": {
+            "tasks": args.tasks,
+            "concurrency": args.concurrency,
+            "events": args.events,
+            "cpus": cpus.note,
+            "targets": {
+                "ratio": TARGET_RATIO,
+                "one_process_p50_ms": TARGET_ONE_PROCESS_P50_MS,
+                "across_processes_p50_ms": TARGET_ACROSS_PROCESSES_P50_MS,
             },
-            "throughput": [d.row() for d in drains],
-            "latency": [r.row() for r in latencies],
-            "summary": summary,
-            "broken": broken,
-        }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-    if broken:
-        print(f"scratch directory kept: {scratch}")
-    else:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return 1 if broken else 0
+        },
+        "throughput": [d.row() for d in drains],
+        "latency": [r.row() for r in latencies],
+        "summary": summary,
+        "broken": broken,
+    }
+    return finish(broken, report, args.json, scratch)
 
 
 if __name__ == "__main__":

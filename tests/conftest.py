@@ -20,6 +20,12 @@ from tests.support.webhooks import API_KEY
 
 
 @pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """``@pytest.mark.anyio`` tests run on asyncio, the loop the receiver runs on."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
 def postgres_server_url() -> str:
     """The PostgreSQL server tests may create databases on; CI fails (not skips) without it."""
     url = os.environ.get("FRAMEHOOK_TEST_POSTGRES_URL")

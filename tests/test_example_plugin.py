@@ -9,11 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.processes import Server, framehook_env
-from tests.support.webhooks import sample, signed_headers
+from tests.support.webhooks import sample
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "framehook-manifest"
@@ -74,10 +73,7 @@ def test_serve_loads_the_plugin_by_entry_point_and_runs_it(
     try:
         server.wait_ready()
         body = sample("completed-midjourney")
-        response = httpx.post(
-            f"{server.url}/webhooks/apiframe", content=body, headers=signed_headers(body)
-        )
-        assert response.status_code == 202
+        assert server.post_webhook(body).status_code == 202
         manifest = assets / "6f1c2a9e-3b7d-4e21-9a55-0c8d2f4b7a10" / "manifest.json"
         deadline = time.monotonic() + 20
         while not manifest.exists():

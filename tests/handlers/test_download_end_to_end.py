@@ -7,7 +7,6 @@ import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 from sqlalchemy import Engine
@@ -20,7 +19,7 @@ from tests.support.database import rows
 from tests.support.media import media_bytes
 from tests.support.processes import Server, framehook_env
 from tests.support.waiting import wait_until
-from tests.support.webhooks import signed_headers
+from tests.support.webhooks import signed_headers, webhook_body
 
 URL = "/webhooks/apiframe"
 LOOPBACK = {
@@ -36,9 +35,7 @@ def cdn() -> Iterator[FakeCdn]:
 
 
 def completed(job_id: str, result: object) -> bytes:
-    return orjson.dumps(
-        {"event": "completed", "jobId": job_id, "status": "COMPLETED", "result": result}
-    )
+    return orjson.dumps(webhook_body("completed", jobId=job_id, result=result))
 
 
 def stored_files(root: Path) -> dict[str, bytes]:
@@ -112,8 +109,7 @@ def test_a_worker_killed_mid_download_leaves_no_partial_file_and_the_retry_store
     first.wait_ready()
     signed_url = f"http://localhost:{cdn.port}/v.mp4?token=s3cr3t"
     body = completed("job-kill", {"videoUrl": signed_url})
-    answer = httpx.post(f"{first.url}{URL}", content=body, headers=signed_headers(body))
-    assert answer.status_code == 202
+    assert first.post_webhook(body).status_code == 202
     # Two megabytes are in a temporary file when the process dies.
     wait_until(lambda: any(root.rglob("*.part")) and cdn.hits["/v.mp4"] == 1, timeout=30)
     first.kill()

@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import anyio
 import httpcore
 import httpx
 import pytest
@@ -183,12 +182,6 @@ def server() -> Iterator[Server]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    """A throwaway certificate authority."""
-    return trustme.CA()
-
-
 @pytest.fixture
 def tls_server(ca: trustme.CA) -> Iterator[Server]:
     """An HTTPS loopback server whose certificate names cdn.test and localhost (no IPs)."""
@@ -212,7 +205,7 @@ def dns() -> FakeDNS:
     return FakeDNS()
 
 
-def fetch(
+async def fetch(
     policy: FetchPolicy,
     url: str,
     dns: FakeDNS,
@@ -221,77 +214,71 @@ def fetch(
     ssl_context: ssl.SSLContext | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
-    async def go() -> httpx.Response:
-        async with safe_client(policy, resolver=dns, ssl_context=ssl_context) as client:
-            return await client.request(method, url, **kwargs)
-
-    return anyio.run(go)
+    async with safe_client(policy, resolver=dns, ssl_context=ssl_context) as client:
+        return await client.request(method, url, **kwargs)
 
 
-def refusal(policy: FetchPolicy, url: str, dns: FakeDNS, **kwargs: Any) -> UnsafeURL:
-    async def go() -> UnsafeURL:
-        async with safe_client(policy, resolver=dns) as client:
-            with pytest.raises(UnsafeURL) as caught:
-                await client.request(kwargs.pop("method", "GET"), url, **kwargs)
-        return caught.value
-
-    return anyio.run(go)
+async def refusal(policy: FetchPolicy, url: str, dns: FakeDNS, **kwargs: Any) -> UnsafeURL:
+    async with safe_client(policy, resolver=dns) as client:
+        with pytest.raises(UnsafeURL) as caught:
+            await client.request(kwargs.pop("method", "GET"), url, **kwargs)
+    return caught.value
 
 
-def test_allowed_host_is_fetched(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_allowed_host_is_fetched(server: Server, dns: FakeDNS) -> None:
     """An allowed name on an allowed network is fetched, resolved once by the injected resolver."""
-    response = fetch(OPEN, f"http://cdn.test:{server.port}/", dns)
+    response = await fetch(OPEN, f"http://cdn.test:{server.port}/", dns)
     assert (response.status_code, response.content) == (200, b"hello")
     assert dns.asked == ["cdn.test"]
 
 
-def test_host_case_and_trailing_dot_are_normalised(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_host_case_and_trailing_dot_are_normalised(server: Server, dns: FakeDNS) -> None:
     """CDN.Test. is cdn.test: allowed, and resolved without the dot."""
-    response = fetch(OPEN, f"http://CDN.Test.:{server.port}/", dns)
+    response = await fetch(OPEN, f"http://CDN.Test.:{server.port}/", dns)
     assert response.status_code == 200
     assert dns.asked == ["cdn.test"]
 
 
-def test_literal_ip_listed_exactly_is_fetched(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_literal_ip_listed_exactly_is_fetched(server: Server, dns: FakeDNS) -> None:
     """A literal IP listed in the hosts and inside an allowed network is fetched, unresolved."""
     policy = FetchPolicy(hosts=("127.0.0.1",), allow_networks=("127.0.0.1/32",), allow_http=True)
-    assert fetch(policy, f"http://127.0.0.1:{server.port}/", dns).status_code == 200
+    assert (await fetch(policy, f"http://127.0.0.1:{server.port}/", dns)).status_code == 200
     assert dns.asked == []
 
 
-def test_unresolvable_name_is_a_retryable_connect_error(dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_unresolvable_name_is_a_retryable_connect_error(dns: FakeDNS) -> None:
     """A name that does not resolve is an httpx.ConnectError (transient), not UnsafeURL."""
-
-    async def go() -> None:
-        async with safe_client(OPEN, resolver=dns) as client:
-            with pytest.raises(httpx.ConnectError):
-                await client.get("http://nowhere.test/")
-
-    anyio.run(go)
+    async with safe_client(OPEN, resolver=dns) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get("http://nowhere.test/")
 
 
-def test_https_verifies_the_host_name_while_connecting_to_the_checked_ip(
+@pytest.mark.anyio
+async def test_https_verifies_the_host_name_while_connecting_to_the_checked_ip(
     tls_server: Server, dns: FakeDNS, trust: ssl.SSLContext
 ) -> None:
     """https to cdn.test connects to its checked 127.0.0.1, and TLS uses the name (SNI, cert)."""
-    response = fetch(HTTPS_ONLY, f"https://cdn.test:{tls_server.port}/echo", dns, ssl_context=trust)
+    response = await fetch(
+        HTTPS_ONLY, f"https://cdn.test:{tls_server.port}/echo", dns, ssl_context=trust
+    )
     assert response.status_code == 200
     assert response.json()["headers"]["host"] == f"cdn.test:{tls_server.port}"
     assert tls_server.server_names == ["cdn.test"]
     assert dns.asked == ["cdn.test"]
 
 
-def test_https_refuses_a_certificate_for_another_name(
+@pytest.mark.anyio
+async def test_https_refuses_a_certificate_for_another_name(
     tls_server: Server, dns: FakeDNS, trust: ssl.SSLContext
 ) -> None:
     """A certificate that does not name the URL's host fails verification, same IP or not."""
-
-    async def go() -> None:
-        async with safe_client(HTTPS_ONLY, resolver=dns, ssl_context=trust) as client:
-            with pytest.raises(httpx.ConnectError, match=r"other\.test"):
-                await client.get(f"https://other.test:{tls_server.port}/")
-
-    anyio.run(go)
+    async with safe_client(HTTPS_ONLY, resolver=dns, ssl_context=trust) as client:
+        with pytest.raises(httpx.ConnectError, match=r"other\.test"):
+            await client.get(f"https://other.test:{tls_server.port}/")
     assert tls_server.server_names == ["other.test"]
     assert tls_server.requests == []
 
@@ -366,23 +353,25 @@ SSRF = [
 ]
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize(("template", "policy", "reason"), SSRF)
-def test_ssrf_corpus_is_refused_before_any_connection(
+async def test_ssrf_corpus_is_refused_before_any_connection(
     server: Server, dns: FakeDNS, template: str, policy: FetchPolicy, reason: str
 ) -> None:
     """Each URL is refused with its reason, and no connection reaches the loopback server."""
     url = template.format(port=server.port) + "?token=secret"
-    refused = refusal(policy, url, dns)
+    refused = await refusal(policy, url, dns)
     assert refused.reason == reason
     assert "secret" not in str(refused)
     assert "pw@" not in refused.url
     assert server.connections == 0
 
 
-def test_a_host_off_the_allow_list_is_never_resolved(dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_a_host_off_the_allow_list_is_never_resolved(dns: FakeDNS) -> None:
     """The allow-list is checked before DNS: a refused host costs no lookup."""
-    refusal(DEFAULT, "https://cdn.apiframe.ai.evil.com/", dns)
-    refusal(OPEN, "http://evil.example/", dns)
+    await refusal(DEFAULT, "https://cdn.apiframe.ai.evil.com/", dns)
+    await refusal(OPEN, "http://evil.example/", dns)
     assert dns.asked == []
 
 
@@ -399,61 +388,61 @@ REDIRECT_REFUSALS = [
 ]
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize(("target", "reason"), REDIRECT_REFUSALS)
-def test_redirect_hops_are_checked_again(
+async def test_redirect_hops_are_checked_again(
     server: Server, dns: FakeDNS, target: str, reason: str
 ) -> None:
     """A redirect to a refused address, host, URL form or scheme is refused, not followed."""
     url = f"http://cdn.test:{server.port}/redirect"
-    refused = refusal(OPEN, url, dns, params={"to": target.format(port=server.port)})
+    refused = await refusal(OPEN, url, dns, params={"to": target.format(port=server.port)})
     assert refused.reason == reason
     assert server.paths == ["/redirect"]
 
 
-def test_redirect_from_https_to_http_is_refused(
+@pytest.mark.anyio
+async def test_redirect_from_https_to_http_is_refused(
     tls_server: Server, server: Server, dns: FakeDNS, trust: ssl.SSLContext
 ) -> None:
     """https → http is refused even where plain http is allowed."""
     target = f"http://cdn.test:{server.port}/echo"
-
-    async def go() -> UnsafeURL:
-        async with safe_client(OPEN, resolver=dns, ssl_context=trust) as client:
-            with pytest.raises(UnsafeURL) as caught:
-                await client.get(
-                    f"https://cdn.test:{tls_server.port}/redirect", params={"to": target}
-                )
-        return caught.value
-
-    assert anyio.run(go).reason == "redirect downgrades https to http"
+    async with safe_client(OPEN, resolver=dns, ssl_context=trust) as client:
+        with pytest.raises(UnsafeURL) as caught:
+            await client.get(f"https://cdn.test:{tls_server.port}/redirect", params={"to": target})
+    assert caught.value.reason == "redirect downgrades https to http"
     assert server.connections == 0
 
 
-def test_five_redirects_are_followed(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_five_redirects_are_followed(server: Server, dns: FakeDNS) -> None:
     """A chain of five redirects ends at its target, each hop fetched once."""
-    response = fetch(OPEN, f"http://cdn.test:{server.port}/chain/5", dns)
+    response = await fetch(OPEN, f"http://cdn.test:{server.port}/chain/5", dns)
     assert (response.status_code, response.content) == (200, b"end")
     assert server.paths == [f"/chain/{n}" for n in range(5, -1, -1)]
 
 
-def test_a_sixth_redirect_is_refused(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_a_sixth_redirect_is_refused(server: Server, dns: FakeDNS) -> None:
     """A chain of six redirects is refused at the sixth, whose target is never fetched."""
-    refused = refusal(OPEN, f"http://cdn.test:{server.port}/chain/6", dns)
+    refused = await refusal(OPEN, f"http://cdn.test:{server.port}/chain/6", dns)
     assert refused.reason == "too many redirects (5)"
     assert "/chain/0" not in server.paths
 
 
-def test_a_redirect_loop_is_stopped(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_a_redirect_loop_is_stopped(server: Server, dns: FakeDNS) -> None:
     """A → B → A is refused when it comes back to A."""
-    refused = refusal(OPEN, f"http://cdn.test:{server.port}/loop/a", dns)
+    refused = await refusal(OPEN, f"http://cdn.test:{server.port}/loop/a", dns)
     assert refused.reason == "redirect loop"
     assert server.paths == ["/loop/a", "/loop/b"]
 
 
-def test_client_follow_redirects_changes_nothing(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_client_follow_redirects_changes_nothing(server: Server, dns: FakeDNS) -> None:
     """With or without follow_redirects the transport follows (and checks) every hop."""
     for follow in (False, True):
         url = f"http://cdn.test:{server.port}/chain/2"
-        response = fetch(OPEN, url, dns, follow_redirects=follow)
+        response = await fetch(OPEN, url, dns, follow_redirects=follow)
         assert (response.status_code, response.content) == (200, b"end")
 
 
@@ -465,68 +454,75 @@ CREDENTIALS = {
 }
 
 
-def test_credentials_are_dropped_when_a_redirect_changes_host(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_credentials_are_dropped_when_a_redirect_changes_host(
+    server: Server, dns: FakeDNS
+) -> None:
     """Authorization, Cookie and Proxy-Authorization do not follow a redirect to another host."""
     target = f"http://other.test:{server.port}/echo"
     url = f"http://cdn.test:{server.port}/redirect"
-    echo = fetch(OPEN, url, dns, params={"to": target}, headers=CREDENTIALS).json()
+    echo = (await fetch(OPEN, url, dns, params={"to": target}, headers=CREDENTIALS)).json()
     assert echo["headers"]["host"] == f"other.test:{server.port}"
     assert echo["headers"]["x-trace"] == "kept"
     for name in ("authorization", "cookie", "proxy-authorization"):
         assert name not in echo["headers"]
 
 
-def test_credentials_follow_a_redirect_on_the_same_host(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_credentials_follow_a_redirect_on_the_same_host(server: Server, dns: FakeDNS) -> None:
     """A redirect within the same origin keeps the caller's Authorization."""
     url = f"http://cdn.test:{server.port}/redirect"
-    echo = fetch(OPEN, url, dns, params={"to": "/echo"}, headers=CREDENTIALS).json()
+    echo = (await fetch(OPEN, url, dns, params={"to": "/echo"}, headers=CREDENTIALS)).json()
     assert echo["headers"]["authorization"] == "Bearer secret"
 
 
-def test_303_turns_a_post_into_a_get_without_body(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_303_turns_a_post_into_a_get_without_body(server: Server, dns: FakeDNS) -> None:
     """303 See Other is followed with GET and no body, as browsers do."""
     url = f"http://cdn.test:{server.port}/redirect"
     params = {"to": "/echo", "status": "303"}
-    echo = fetch(OPEN, url, dns, method="POST", params=params, content=b"payload").json()
+    echo = (await fetch(OPEN, url, dns, method="POST", params=params, content=b"payload")).json()
     assert (echo["method"], echo["body"]) == ("GET", "")
     assert "content-length" not in echo["headers"]
 
 
-def test_307_repeats_the_post_with_its_body(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_307_repeats_the_post_with_its_body(server: Server, dns: FakeDNS) -> None:
     """307 Temporary Redirect keeps the method and the body."""
     url = f"http://cdn.test:{server.port}/redirect"
     params = {"to": "/echo", "status": "307"}
-    echo = fetch(OPEN, url, dns, method="POST", params=params, content=b"payload").json()
+    echo = (await fetch(OPEN, url, dns, method="POST", params=params, content=b"payload")).json()
     assert (echo["method"], echo["body"]) == ("POST", "payload")
 
 
-def test_identity_encoding_and_user_agent_are_always_sent(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_identity_encoding_and_user_agent_are_always_sent(
+    server: Server, dns: FakeDNS
+) -> None:
     """Accept-Encoding: identity is sent on every hop even if the caller asks for gzip."""
     url = f"http://cdn.test:{server.port}/redirect"
     headers = {"Accept-Encoding": "gzip, br"}
-    fetch(OPEN, url, dns, params={"to": "/echo"}, headers=headers)
+    await fetch(OPEN, url, dns, params={"to": "/echo"}, headers=headers)
     assert [r["headers"]["accept-encoding"] for r in server.requests] == ["identity"] * 2
     assert server.requests[0]["headers"]["user-agent"].startswith("framehook/")
 
 
-def test_a_gzip_body_arrives_as_its_compressed_bytes(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_a_gzip_body_arrives_as_its_compressed_bytes(server: Server, dns: FakeDNS) -> None:
     """A server that gzips anyway: the bytes arrive compressed (no bomb), encoding noted aside."""
-
-    async def go() -> tuple[httpx.Response, bytes]:
-        async with safe_client(OPEN, resolver=dns) as client:
-            url = f"http://cdn.test:{server.port}/gzip"
-            async with client.stream("GET", url) as streamed:
-                chunks = [chunk async for chunk in streamed.aiter_bytes()]
-            return await client.get(url), b"".join(chunks)
-
-    response, streamed = anyio.run(go)
+    async with safe_client(OPEN, resolver=dns) as client:
+        url = f"http://cdn.test:{server.port}/gzip"
+        async with client.stream("GET", url) as streaming:
+            streamed = b"".join([chunk async for chunk in streaming.aiter_bytes()])
+        response = await client.get(url)
     assert response.content == BOMB
     assert streamed == BOMB
     assert "content-encoding" not in response.headers
     assert response.extensions["content_encoding"] == "gzip"
 
 
-def test_environment_proxies_are_ignored(
+@pytest.mark.anyio
+async def test_environment_proxies_are_ignored(
     server: Server, dns: FakeDNS, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """HTTP(S)_PROXY in the environment is not used (a proxy would skip the address check)."""
@@ -536,31 +532,25 @@ def test_environment_proxies_are_ignored(
         for name in ("NO_PROXY", "no_proxy"):
             monkeypatch.delenv(name, raising=False)
         url = f"http://cdn.test:{server.port}/echo"
-
-        async def plain_httpx() -> None:
-            async with httpx.AsyncClient() as client:
-                await client.get(url)
-
-        anyio.run(plain_httpx)
+        async with httpx.AsyncClient() as client:
+            await client.get(url)
         assert proxy.connections == 1  # the environment is live: plain httpx uses the proxy
-        assert fetch(OPEN, url, dns).status_code == 200
+        assert (await fetch(OPEN, url, dns)).status_code == 200
         assert proxy.connections == 1
         assert server.connections == 1
 
 
-def test_policy_timeouts_bound_the_callers(server: Server, dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_policy_timeouts_bound_the_callers(server: Server, dns: FakeDNS) -> None:
     """A caller cannot lift the policy's read timeout (timeout=None still times out)."""
     policy = FetchPolicy(
         hosts=("*.test",), allow_networks=("127.0.0.0/8",), allow_http=True, read_timeout=0.2
     )
 
-    async def go() -> None:
-        async with safe_client(policy, resolver=dns) as client:
-            assert client.timeout == policy.timeout()
-            with pytest.raises(httpx.ReadTimeout):
-                await client.get(f"http://cdn.test:{server.port}/slow", timeout=None)
-
-    anyio.run(go)
+    async with safe_client(policy, resolver=dns) as client:
+        assert client.timeout == policy.timeout()
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(f"http://cdn.test:{server.port}/slow", timeout=None)
 
 
 class SpyBackend(httpcore.AsyncNetworkBackend):
@@ -584,27 +574,30 @@ class SpyBackend(httpcore.AsyncNetworkBackend):
         return httpcore.AsyncMockStream([])
 
 
-def test_backend_connects_to_the_checked_address_not_the_name(dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_backend_connects_to_the_checked_address_not_the_name(dns: FakeDNS) -> None:
     """connect_tcp(name) resolves once and hands the default backend the checked IP literal."""
     spy = SpyBackend()
     backend = CheckedBackend(OPEN, dns, inner=spy)
-    anyio.run(backend.connect_tcp, "cdn.test", 443)
+    await backend.connect_tcp("cdn.test", 443)
     assert spy.calls == [("127.0.0.1", 443)]
     assert dns.asked == ["cdn.test"]
 
 
-def test_backend_refuses_if_any_address_is_refused(dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_backend_refuses_if_any_address_is_refused(dns: FakeDNS) -> None:
     """One public and one loopback address: refused, and neither is connected to."""
     spy = SpyBackend()
     backend = CheckedBackend(STRICT, dns, inner=spy)
     with pytest.raises(RefusedAddress, match=r"127\.0\.0\.1 is loopback"):
-        anyio.run(backend.connect_tcp, "mixed.test", 443)
+        await backend.connect_tcp("mixed.test", 443)
     assert spy.calls == []
 
 
-def test_backend_tries_the_next_checked_address(dns: FakeDNS) -> None:
+@pytest.mark.anyio
+async def test_backend_tries_the_next_checked_address(dns: FakeDNS) -> None:
     """When the first checked address does not answer, the next checked one is tried."""
     policy = FetchPolicy(hosts=("*.test",), allow_networks=("0.0.0.0/0",))
     spy = SpyBackend(failing=frozenset({"93.184.216.34"}))
-    anyio.run(CheckedBackend(policy, dns, inner=spy).connect_tcp, "mixed.test", 443)
+    await CheckedBackend(policy, dns, inner=spy).connect_tcp("mixed.test", 443)
     assert spy.calls == [("93.184.216.34", 443), ("127.0.0.1", 443)]

@@ -4,7 +4,6 @@ CLI prints, ``GET /api/credits`` and ``framehook_credits_total``."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from receiver.intake.recorder import Recorder, Subscription
 from receiver.metrics import Metrics
 from receiver.reconcile.reconciler import Reconciler
 from tests.support.processes import framehook_env, run_cli
-from tests.support.webhooks import API_KEY, signed_headers
+from tests.support.webhooks import API_KEY, signed_headers, webhook_body
 
 TOKEN = "credits-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -43,22 +42,14 @@ def send(client: TestClient, body: dict[str, Any]) -> str:
 
 
 def completed(job: str, model: str, cost: float | None, at: str | None = DAY_ONE) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "event": "completed",
-        "jobId": job,
-        "status": "COMPLETED",
-        "result": {"images": [f"https://cdn2.apiframe.ai/{job}.png"]},
-        "model": model,
-    }
-    if at is not None:
-        body["completedAt"] = at
-    if cost is not None:
-        body["creditCost"] = cost
-    return body
+    result = {"images": [f"https://cdn2.apiframe.ai/{job}.png"]}
+    return webhook_body(
+        "completed", jobId=job, result=result, model=model, completedAt=at, creditCost=cost
+    )
 
 
 def failed(job: str, model: str) -> dict[str, Any]:
-    return {"event": "failed", "jobId": job, "status": "FAILED", "error": "x", "model": model}
+    return webhook_body("failed", jobId=job, error="x", model=model)
 
 
 def history(client: TestClient) -> None:
@@ -109,7 +100,8 @@ def test_totals_by_day_use_completion_times_in_utc(client: TestClient, db: Engin
     assert [row[0] for row in ledger(db, "day", since)] == ["2026-11-21", today]
 
 
-def test_a_job_found_by_reconciliation_counts_once(db: Engine) -> None:
+@pytest.mark.anyio
+async def test_a_job_found_by_reconciliation_counts_once(db: Engine) -> None:
     """Polled from the job API, then its webhook arrives: one charge, counted once by the
     metric too."""
     sink = httpx.MockTransport(lambda _request: httpx.Response(202))
@@ -117,18 +109,15 @@ def test_a_job_found_by_reconciliation_counts_once(db: Engine) -> None:
     app = create_fake_apiframe(API_KEY, behaviour=behaviour, webhook_transport=sink)
     metrics = Metrics()
 
-    async def scenario() -> None:
-        async with app.router.lifespan_context(app):
-            api = ApiframeClient(API_KEY, "http://fake.test", transport=httpx.ASGITransport(app))
-            job_id = await api.create("images/generate", {"model": "midjourney", "prompt": "x"})
-            await app.state.fake.settle()
-            recorder = Recorder(db.dialect.name, [Subscription("d", frozenset({"completed"}))])
-            reconciler = Reconciler(db, recorder, api, metrics=metrics)
-            await reconciler.poll([job_id])
-            await reconciler.poll([job_id])
-            await api.aclose()
-
-    asyncio.run(scenario())
+    async with app.router.lifespan_context(app):
+        api = ApiframeClient(API_KEY, "http://fake.test", transport=httpx.ASGITransport(app))
+        job_id = await api.create("images/generate", {"model": "midjourney", "prompt": "x"})
+        await app.state.fake.settle()
+        recorder = Recorder(db.dialect.name, [Subscription("d", frozenset({"completed"}))])
+        reconciler = Reconciler(db, recorder, api, metrics=metrics)
+        await reconciler.poll([job_id])
+        await reconciler.poll([job_id])
+        await api.aclose()
     assert ledger(db) == [("midjourney", 1, 0, 16.0)]
     sample = metrics.registry.get_sample_value("framehook_credits_total", {"model": "midjourney"})
     assert sample == 16

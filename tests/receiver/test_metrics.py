@@ -3,10 +3,8 @@ task gauges, captured bytes and reconciliation lookups, as ``/metrics`` shows th
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -16,22 +14,13 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, create_engine
-from starlette.applications import Starlette
-from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from handlers import Asset, Handler, HandlerContext, JobEvent, PermanentFailure, RetryLater
 from receiver.apiframe.client import ApiframeClient
-from receiver.apiframe.signatures import Verifier
-from receiver.db.engine import create_db_engine
-from receiver.intake.group_commit import Committer
-from receiver.intake.recorder import Arrival, Receipt, Recorder
-from receiver.intake.webhook import WebhookEndpoint
-from receiver.metrics import Metrics, metrics_endpoint
-from receiver.queue.registry import load_handlers, subscriptions_for
+from receiver.intake.recorder import Recorder
+from receiver.metrics import Metrics
 from receiver.reconcile.reconciler import Reconciler
-from receiver.services import build_worker, http_client, running_worker
-from receiver.settings import Settings
 from tests.support.database import rows
 from tests.support.plugins import Recording
 from tests.support.waiting import wait_until
@@ -50,69 +39,16 @@ WORKER = {
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def metered_app(settings: Settings, registered: Sequence[Any] = ()) -> Starlette:
-    """The receiver's webhook route and embedded worker counting into one ``Metrics``, with
-    ``/metrics`` mounted: wired as ``create_app`` wires them."""
-    metrics = Metrics()
-    handlers = load_handlers(settings.handlers, registered)
-    engine = create_db_engine(settings.database_url)
-    recorder = Recorder(engine.dialect.name, subscriptions_for(handlers))
-    worker = None
-    if settings.run_worker:
-        worker = build_worker(engine, handlers, settings, http_client(settings), metrics=metrics)
-
-    def record(connection: Any, arrivals: Sequence[Arrival]) -> list[Receipt]:
-        return recorder.record_many(connection, arrivals)
-
-    def wake(_receipts: list[Receipt]) -> None:
-        if worker is not None:
-            worker.wake()
-
-    committer: Committer[Arrival, Receipt] = Committer(
-        record, on_commit=wake, inline=settings.is_sqlite
-    )
-    verifier = Verifier(settings.require_api_keys())
-    webhook = WebhookEndpoint(verifier, committer, settings.max_body_bytes, metrics)
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.metrics = metrics
-        metrics.watch_tasks(engine)
-        await committer.start(engine)
-        try:
-            if worker is None:
-                yield
-            else:
-                async with running_worker(worker, settings):
-                    yield
-        finally:
-            await committer.stop()
-            engine.dispose()
-
-    return Starlette(
-        routes=[
-            Route(URL, webhook.handle, methods=["POST"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
-
-
 @pytest.fixture
-def metered(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
-    """Start a metered app (lifespan included) with the given setting overrides."""
-    clients: list[TestClient] = []
+def metered(make_client: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    """Start the receiver (lifespan included) with no handler but those registered, and the
+    given setting overrides."""
 
     def factory(registered: tuple[Any, ...] = (), **overrides: Any) -> TestClient:
         overrides.setdefault("handlers", [])
-        client = TestClient(metered_app(make_settings(**overrides), registered))
-        client.__enter__()
-        clients.append(client)
-        return client
+        return make_client(registered, **overrides)
 
-    yield factory
-    for client in clients:
-        client.__exit__(None, None, None)
+    return factory
 
 
 def parse(text: str) -> Samples:
@@ -290,7 +226,8 @@ def test_captured_bytes_count_each_new_asset_record_once(
     assert value(scrape(client), "framehook_downloaded_bytes_total") == 1234
 
 
-def test_reconciliation_lookups_and_api_requests_are_counted_by_outcome(db: Engine) -> None:
+@pytest.mark.anyio
+async def test_reconciliation_lookups_and_api_requests_are_counted_by_outcome(db: Engine) -> None:
     """Lookups answered 200 (new, then known), 404 and 503 count by outcome, and requests too."""
     done = {"id": "job-done", "status": "COMPLETED", "model": "midjourney", "result": "https://x"}
 
@@ -304,18 +241,15 @@ def test_reconciliation_lookups_and_api_requests_are_counted_by_outcome(db: Engi
 
     metrics = Metrics()
 
-    async def scenario() -> None:
-        client = ApiframeClient(
-            API_KEY, "http://api.test", attempts=1, transport=httpx.MockTransport(answer)
-        )
-        metrics.watch_api(client)
-        reconciler = Reconciler(db, Recorder(db.dialect.name, []), client, metrics=metrics)
-        try:
-            await reconciler.poll(["job-done", "job-gone", "job-down", "job-done"])
-        finally:
-            await client.aclose()
-
-    asyncio.run(scenario())
+    client = ApiframeClient(
+        API_KEY, "http://api.test", attempts=1, transport=httpx.MockTransport(answer)
+    )
+    metrics.watch_api(client)
+    reconciler = Reconciler(db, Recorder(db.dialect.name, []), client, metrics=metrics)
+    try:
+        await reconciler.poll(["job-done", "job-gone", "job-down", "job-done"])
+    finally:
+        await client.aclose()
     body, _content_type = metrics.render()
     samples = parse(body.decode())
     polls = {"updated": 1, "duplicate": 1, "not_found": 1, "error": 1}

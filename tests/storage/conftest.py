@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
-import anyio
 import pytest
 
 from storage import Storage
@@ -25,11 +24,6 @@ async def stream(*chunks: bytes) -> AsyncIterator[bytes]:
 async def read(store: Storage, key: str) -> bytes:
     """The whole object under ``key``."""
     return b"".join([chunk async for chunk in store.open(key)])
-
-
-def run(coro: Callable[[], object]) -> object:
-    """Run an async test scenario to completion."""
-    return anyio.run(coro)  # type: ignore[arg-type]
 
 
 def _clear_cloud_environment(monkeypatch: pytest.MonkeyPatch) -> None:

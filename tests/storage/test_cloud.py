@@ -15,7 +15,7 @@ from storage._objectstore import PART_SIZE
 from storage.azure import AzureStorage
 from storage.gcs import GCSStorage
 from storage.s3 import S3Storage
-from tests.storage.conftest import BUCKET, read, run, stream
+from tests.storage.conftest import BUCKET, read, stream
 from tests.support import servers
 
 MIB = 1024 * 1024
@@ -37,45 +37,38 @@ def no_cloud_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def content_type_of(url: str, key: str) -> str | None:
+async def content_type_of(url: str, key: str) -> str | None:
     """The Content-Type the cloud itself reports for ``key`` (read past our Storage API)."""
-
-    async def scenario() -> str | None:
-        store = S3Store.from_url(url) if url.startswith("s3:") else AzureStore.from_url(url)
-        return (await store.get_async(key)).attributes.get("Content-Type")
-
-    result = run(scenario)
+    store = S3Store.from_url(url) if url.startswith("s3:") else AzureStore.from_url(url)
+    result = (await store.get_async(key)).attributes.get("Content-Type")
     assert result is None or isinstance(result, str)
     return result
 
 
-def test_multipart_upload_reads_back_byte_identical(cloud_url: str) -> None:
+@pytest.mark.anyio
+async def test_multipart_upload_reads_back_byte_identical(cloud_url: str) -> None:
     """12 MiB put in 1 MiB chunks (a multipart upload) reads back identical, size and SHA-256."""
     chunks = [os.urandom(MIB) for _ in range(12)]
     whole = b"".join(chunks)
     store = from_url(cloud_url)
 
-    async def scenario() -> None:
-        stored = await store.put("video/clip.mp4", stream(*chunks), "video/mp4")
-        assert (stored.size, stored.sha256) == (len(whole), hashlib.sha256(whole).hexdigest())
-        assert await read(store, "video/clip.mp4") == whole
-
-    run(scenario)
-    assert content_type_of(cloud_url, "video/clip.mp4") == "video/mp4"
+    stored = await store.put("video/clip.mp4", stream(*chunks), "video/mp4")
+    assert (stored.size, stored.sha256) == (len(whole), hashlib.sha256(whole).hexdigest())
+    assert await read(store, "video/clip.mp4") == whole
+    assert await content_type_of(cloud_url, "video/clip.mp4") == "video/mp4"
 
 
-def test_small_objects_keep_their_content_type(cloud_url: str) -> None:
+@pytest.mark.anyio
+async def test_small_objects_keep_their_content_type(cloud_url: str) -> None:
     """An object smaller than one part is stored with the content type given to put."""
     store = from_url(cloud_url)
 
-    async def scenario() -> None:
-        await store.put("a/image.png", stream(b"\x89PNG..."), "image/png")
-
-    run(scenario)
-    assert content_type_of(cloud_url, "a/image.png") == "image/png"
+    await store.put("a/image.png", stream(b"\x89PNG..."), "image/png")
+    assert await content_type_of(cloud_url, "a/image.png") == "image/png"
 
 
-def test_a_stream_failing_after_several_parts_leaves_nothing(cloud_url: str) -> None:
+@pytest.mark.anyio
+async def test_a_stream_failing_after_several_parts_leaves_nothing(cloud_url: str) -> None:
     """A source that dies after more than a part raises its own error; no object appears."""
 
     async def broken() -> AsyncIterator[bytes]:
@@ -85,20 +78,18 @@ def test_a_stream_failing_after_several_parts_leaves_nothing(cloud_url: str) -> 
 
     store = from_url(cloud_url)
 
-    async def scenario() -> None:
-        await store.put("k/old.bin", stream(b"old"))
-        with pytest.raises(ConnectionError, match="source went away"):
-            await store.put("k/new.bin", broken())
-        with pytest.raises(ConnectionError, match="source went away"):
-            await store.put("k/old.bin", broken())
-        assert not await store.exists("k/new.bin")
-        assert await read(store, "k/old.bin") == b"old"
-
-    run(scenario)
+    await store.put("k/old.bin", stream(b"old"))
+    with pytest.raises(ConnectionError, match="source went away"):
+        await store.put("k/new.bin", broken())
+    with pytest.raises(ConnectionError, match="source went away"):
+        await store.put("k/old.bin", broken())
+    assert not await store.exists("k/new.bin")
+    assert await read(store, "k/old.bin") == b"old"
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("server", ["moto", "nanio"], ids=["s3", "nanio"])
-def test_a_failed_s3_upload_is_aborted(request: pytest.FixtureRequest, server: str) -> None:
+async def test_a_failed_s3_upload_is_aborted(request: pytest.FixtureRequest, server: str) -> None:
     """After a source fails mid multipart upload, S3 holds no pending upload for the key."""
     s3_url: str = request.getfixturevalue("s3_url" if server == "moto" else "nanio_url")
     endpoint: str = request.getfixturevalue(f"{server}_endpoint")
@@ -110,18 +101,16 @@ def test_a_failed_s3_upload_is_aborted(request: pytest.FixtureRequest, server: s
 
     store = from_url(s3_url)
 
-    async def scenario() -> None:
-        with pytest.raises(ConnectionError):
-            await store.put("k/aborted.bin", broken())
-
-    run(scenario)
+    with pytest.raises(ConnectionError):
+        await store.put("k/aborted.bin", broken())
     prefix = s3_url.removeprefix(f"s3://{BUCKET}/")
     pending = servers.s3_pending_uploads(endpoint, BUCKET)
     assert [key for key in pending if key.startswith(prefix)] == []
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("key", ["a\x01b", "tab\there", "del\x7f"])
-def test_control_characters_are_invalid_keys(cloud_url: str, key: str) -> None:
+async def test_control_characters_are_invalid_keys(cloud_url: str, key: str) -> None:
     """Keys obstore cannot represent are InvalidKey, for every operation, before any I/O."""
     store = from_url(cloud_url)
 
@@ -129,32 +118,27 @@ def test_control_characters_are_invalid_keys(cloud_url: str, key: str) -> None:
         raise AssertionError("the stream must not be read")
         yield b""  # pragma: no cover
 
-    async def scenario() -> None:
-        with pytest.raises(InvalidKey):
-            await store.put(key, source())
-        with pytest.raises(InvalidKey):
-            await store.exists(key)
-        with pytest.raises(InvalidKey):
-            await read(store, key)
-        with pytest.raises(InvalidKey):
-            await store.delete(key)
-
-    run(scenario)
+    with pytest.raises(InvalidKey):
+        await store.put(key, source())
+    with pytest.raises(InvalidKey):
+        await store.exists(key)
+    with pytest.raises(InvalidKey):
+        await read(store, key)
+    with pytest.raises(InvalidKey):
+        await store.delete(key)
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("fixture", ["s3_url", "nanio_url"], ids=["s3", "nanio"])
-def test_backend_failures_are_storage_errors_naming_backend_and_key(
+async def test_backend_failures_are_storage_errors_naming_backend_and_key(
     request: pytest.FixtureRequest, fixture: str
 ) -> None:
     """A put into a bucket that does not exist is a StorageError naming S3 and the object."""
     request.getfixturevalue(fixture)  # the environment pointing at that server
     store = from_url("s3://no-such-bucket/p")
 
-    async def scenario() -> None:
-        with pytest.raises(StorageError, match=r"S3: could not store s3://no-such-bucket/p/k\.bin"):
-            await store.put("k.bin", stream(b"x"))
-
-    run(scenario)
+    with pytest.raises(StorageError, match=r"S3: could not store s3://no-such-bucket/p/k\.bin"):
+        await store.put("k.bin", stream(b"x"))
 
 
 @pytest.mark.parametrize(
@@ -215,17 +199,15 @@ def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch, url: str, ext
         from_url(url)
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("fixture", ["s3_url", "nanio_url"], ids=["s3", "nanio"])
-def test_small_streams_go_up_in_one_request(request: pytest.FixtureRequest, fixture: str) -> None:
+async def test_small_streams_go_up_in_one_request(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
     """A stream shorter than a part is a single PUT (an S3 ETag without a part count)."""
     s3_url: str = request.getfixturevalue(fixture)
     store = from_url(s3_url)
-
-    async def scenario() -> str | None:
-        await store.put("one.bin", stream(b"x" * 1000, b"y" * 1000))
-        meta = await S3Store.from_url(s3_url).head_async("one.bin")
-        return meta["e_tag"]
-
-    e_tag = run(scenario)
+    await store.put("one.bin", stream(b"x" * 1000, b"y" * 1000))
+    e_tag = (await S3Store.from_url(s3_url).head_async("one.bin"))["e_tag"]
     assert isinstance(e_tag, str)
     assert "-" not in e_tag

@@ -24,7 +24,7 @@ from storage import (
     from_url,
     register_scheme,
 )
-from tests.storage.conftest import read, run, stream
+from tests.storage.conftest import read, stream
 from tests.support.servers import GCS_EMULATOR_MISSING
 
 BACKENDS = [
@@ -48,94 +48,79 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     return from_url(url)
 
 
-def test_put_then_read_back_with_size_and_checksum(store: Storage) -> None:
+@pytest.mark.anyio
+async def test_put_then_read_back_with_size_and_checksum(store: Storage) -> None:
     """A streamed put is stored whole; size and SHA-256 describe the bytes."""
     data = [os.urandom(1000), os.urandom(70_000), b""]
 
-    async def scenario() -> None:
-        stored = await store.put("job-1/image-1.png", stream(*data), "image/png")
-        whole = b"".join(data)
-        assert (stored.key, stored.size, stored.content_type) == (
-            "job-1/image-1.png",
-            len(whole),
-            "image/png",
-        )
-        assert stored.sha256 == hashlib.sha256(whole).hexdigest()
-        assert stored.uri == store.uri("job-1/image-1.png")
-        assert await store.exists("job-1/image-1.png")
-        assert await read(store, "job-1/image-1.png") == whole
-
-    run(scenario)
+    stored = await store.put("job-1/image-1.png", stream(*data), "image/png")
+    whole = b"".join(data)
+    assert (stored.key, stored.size, stored.content_type) == (
+        "job-1/image-1.png",
+        len(whole),
+        "image/png",
+    )
+    assert stored.sha256 == hashlib.sha256(whole).hexdigest()
+    assert stored.uri == store.uri("job-1/image-1.png")
+    assert await store.exists("job-1/image-1.png")
+    assert await read(store, "job-1/image-1.png") == whole
 
 
-def test_overwrite_and_delete(store: Storage) -> None:
+@pytest.mark.anyio
+async def test_overwrite_and_delete(store: Storage) -> None:
     """A second put replaces the object; delete removes it; deleting nothing is fine."""
-
-    async def scenario() -> None:
-        await store.put("a/b.txt", stream(b"one"))
-        await store.put("a/b.txt", stream(b"two"))
-        assert await read(store, "a/b.txt") == b"two"
-        await store.delete("a/b.txt")
-        assert not await store.exists("a/b.txt")
-        await store.delete("a/b.txt")
-
-    run(scenario)
+    await store.put("a/b.txt", stream(b"one"))
+    await store.put("a/b.txt", stream(b"two"))
+    assert await read(store, "a/b.txt") == b"two"
+    await store.delete("a/b.txt")
+    assert not await store.exists("a/b.txt")
+    await store.delete("a/b.txt")
 
 
-def test_missing_object_raises_object_not_found(store: Storage) -> None:
+@pytest.mark.anyio
+async def test_missing_object_raises_object_not_found(store: Storage) -> None:
     """Opening a key with nothing under it is ObjectNotFound."""
-
-    async def scenario() -> None:
-        with pytest.raises(ObjectNotFound):
-            await read(store, "nope/none.bin")
-
-    run(scenario)
+    with pytest.raises(ObjectNotFound):
+        await read(store, "nope/none.bin")
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     "key", ["", "/etc/passwd", "../escape.txt", "a/../../b", "a\\b", "a\x00b", "."]
 )
-def test_keys_can_never_escape_the_store(store: Storage, key: str) -> None:
+async def test_keys_can_never_escape_the_store(store: Storage, key: str) -> None:
     """Absolute, parent-relative, backslash or NUL keys are refused before any write."""
-
-    async def scenario() -> None:
-        with pytest.raises(InvalidKey):
-            await store.put(key, stream(b"x"))
-
-    run(scenario)
+    with pytest.raises(InvalidKey):
+        await store.put(key, stream(b"x"))
 
 
-def test_redundant_key_parts_are_normalised(store: Storage) -> None:
+@pytest.mark.anyio
+async def test_redundant_key_parts_are_normalised(store: Storage) -> None:
     """ "a//b" and "a/./b" name the same object as "a/b" (still inside the store)."""
-
-    async def scenario() -> None:
-        stored = await store.put("a/./b//c.bin", stream(b"x"))
-        assert stored.key == "a/b/c.bin"
-        assert await read(store, "a/b/c.bin") == b"x"
-
-    run(scenario)
+    stored = await store.put("a/./b//c.bin", stream(b"x"))
+    assert stored.key == "a/b/c.bin"
+    assert await read(store, "a/b/c.bin") == b"x"
 
 
-def test_a_failed_stream_leaves_nothing_under_the_key(store: Storage) -> None:
+@pytest.mark.anyio
+async def test_a_failed_stream_leaves_nothing_under_the_key(store: Storage) -> None:
     """If the source dies mid-stream, no partial object is visible (and an old one survives)."""
 
     async def broken() -> AsyncIterator[bytes]:
         yield b"partial data"
         raise ConnectionError("source went away")
 
-    async def scenario() -> None:
-        await store.put("k/old.bin", stream(b"old"))
-        with pytest.raises(ConnectionError):
-            await store.put("k/new.bin", broken())
-        with pytest.raises(ConnectionError):
-            await store.put("k/old.bin", broken())
-        assert not await store.exists("k/new.bin")
-        assert await read(store, "k/old.bin") == b"old"
-
-    run(scenario)
+    await store.put("k/old.bin", stream(b"old"))
+    with pytest.raises(ConnectionError):
+        await store.put("k/new.bin", broken())
+    with pytest.raises(ConnectionError):
+        await store.put("k/old.bin", broken())
+    assert not await store.exists("k/new.bin")
+    assert await read(store, "k/old.bin") == b"old"
 
 
-def test_local_store_leaves_no_temporary_files(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_local_store_leaves_no_temporary_files(tmp_path: Path) -> None:
     """After puts, successful or not, only final files are in the directory."""
     store = LocalStorage(tmp_path)
 
@@ -143,16 +128,14 @@ def test_local_store_leaves_no_temporary_files(tmp_path: Path) -> None:
         yield b"x"
         raise ConnectionError
 
-    async def scenario() -> None:
-        await store.put("d/f.bin", stream(b"ok"))
-        with pytest.raises(ConnectionError):
-            await store.put("d/g.bin", broken())
-
-    run(scenario)
+    await store.put("d/f.bin", stream(b"ok"))
+    with pytest.raises(ConnectionError):
+        await store.put("d/g.bin", broken())
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["f.bin"]
 
 
-def test_local_store_sweeps_a_killed_writers_leftover_once_the_key_is_stored(
+@pytest.mark.anyio
+async def test_local_store_sweeps_a_killed_writers_leftover_once_the_key_is_stored(
     tmp_path: Path,
 ) -> None:
     """A temporary file left by a writer killed mid-put goes when the key is stored whole;
@@ -163,11 +146,12 @@ def test_local_store_sweeps_a_killed_writers_leftover_once_the_key_is_stored(
     other = tmp_path / "d" / ".g.bin.0123abcd.part"
     mine.write_bytes(b"half")
     other.write_bytes(b"half")
-    run(lambda: store.put("d/f.bin", stream(b"whole")))
+    await store.put("d/f.bin", stream(b"whole"))
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [other.name, "f.bin"]
 
 
-def test_local_store_refuses_a_symlink_out_of_its_root(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_local_store_refuses_a_symlink_out_of_its_root(tmp_path: Path) -> None:
     """A directory symlinked outside the root cannot be written through."""
     root = tmp_path / "root"
     outside = tmp_path / "outside"
@@ -176,11 +160,8 @@ def test_local_store_refuses_a_symlink_out_of_its_root(tmp_path: Path) -> None:
     (root / "link").symlink_to(outside)
     store = LocalStorage(root)
 
-    async def scenario() -> None:
-        with pytest.raises(StorageError):
-            await store.put("link/file.bin", stream(b"x"))
-
-    run(scenario)
+    with pytest.raises(StorageError):
+        await store.put("link/file.bin", stream(b"x"))
     assert list(outside.iterdir()) == []
 
 

@@ -16,7 +16,8 @@ from handlers import HandlerContext, JobEvent, PermanentFailure, RetryLater
 
 @dataclass
 class Recording:
-    """Records every call; behaves as ``script`` says for attempt n (else succeeds)."""
+    """Records every call; behaves as ``script`` says for attempt n (else succeeds). With
+    ``models``, it wants only those models' jobs (LoRA events have no model: not filtered)."""
 
     name: str = "recording"
     events: frozenset[str] = frozenset({"progress", "completed", "failed"})
@@ -24,6 +25,12 @@ class Recording:
     timeout: float | None = None
     calls: list[tuple[JobEvent, HandlerContext]] = field(default_factory=list)
     started: list[float] = field(default_factory=list)
+    models: frozenset[str] | None = None
+
+    @property
+    def seen(self) -> list[JobEvent]:
+        """The events it was called with, in order."""
+        return [event for event, _ctx in self.calls]
 
     async def __call__(self, event: JobEvent, ctx: HandlerContext) -> None:
         self.calls.append((event, ctx))
@@ -33,6 +40,15 @@ class Recording:
             raise action
         if isinstance(action, float | int):
             await asyncio.sleep(action)
+
+
+def lora_watcher() -> Recording:
+    """A customer handler that wants LoRA endings and, for flux-lora jobs only, completions."""
+    return Recording(
+        name="lora-watch",
+        events=frozenset({"lora.ready", "lora.failed", "completed"}),
+        models=frozenset({"flux-lora"}),
+    )
 
 
 class FileLogged:
@@ -52,4 +68,4 @@ def _append(line: str) -> None:
         runs.write(line)
 
 
-__all__ = ["FileLogged", "PermanentFailure", "Recording", "RetryLater"]
+__all__ = ["FileLogged", "PermanentFailure", "Recording", "RetryLater", "lora_watcher"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.webhooks import API_KEY
+from tests.support.webhooks import API_KEY, signed_headers
 
 
 def free_port() -> int:
@@ -81,6 +81,15 @@ class Server:
                 pass
             time.sleep(0.1)
         raise AssertionError(f"framehook not ready in {timeout}s:\n{self.log.read_text()}")
+
+    def post_webhook(self, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+        """POST ``body`` to its webhook route, signed as Apiframe would sign it unless
+        ``headers`` are given."""
+        return httpx.post(
+            f"{self.url}/webhooks/apiframe",
+            content=body,
+            headers=signed_headers(body) if headers is None else headers,
+        )
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, wait, and return the exit code."""

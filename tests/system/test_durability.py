@@ -15,20 +15,14 @@ from sqlalchemy import text
 from receiver.db.engine import create_db_engine
 from tests.support.database import scratch_postgres
 from tests.support.processes import Server, framehook_env
-from tests.support.webhooks import signed_headers
+from tests.support.webhooks import signed_headers, webhook_body
 
 EVENTS = 3000
 
 
 def _body(n: int) -> bytes:
     job, value = divmod(n, 20)
-    event = {
-        "event": "progress",
-        "jobId": f"kill-{job}",
-        "status": "PROCESSING",
-        "progress": value * 5,
-    }
-    return orjson.dumps(event)
+    return orjson.dumps(webhook_body("progress", jobId=f"kill-{job}", progress=value * 5))
 
 
 def _key(n: int) -> str:

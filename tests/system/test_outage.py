@@ -14,15 +14,13 @@ from starlette.testclient import TestClient
 from receiver import Settings, create_app
 from receiver.db.engine import create_db_engine
 from tests.support.database import postgres_admin, rows, scratch_postgres
-from tests.support.webhooks import API_KEY, signed_headers
+from tests.support.webhooks import API_KEY, signed_headers, webhook_body
 
 URL = "/webhooks/apiframe"
 
 
 def progress(job: str, value: int) -> bytes:
-    return orjson.dumps(
-        {"event": "progress", "jobId": job, "status": "PROCESSING", "progress": value}
-    )
+    return orjson.dumps(webhook_body("progress", jobId=job, progress=value))
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 from pathlib import Path
 
-import httpx
 import pytest
 
 import receiver
@@ -97,10 +96,7 @@ def test_serve_receives_a_webhook_and_stops_cleanly_on_sigterm(tmp_path: Path) -
     try:
         server.wait_ready()
         body = sample("completed-midjourney")
-        response = httpx.post(
-            f"{server.url}/webhooks/apiframe", content=body, headers=signed_headers(body)
-        )
-        assert response.status_code == 202
+        assert server.post_webhook(body).status_code == 202
     finally:
         code = server.stop()
     # uvicorn re-raises SIGTERM after its graceful shutdown, as a process manager expects.
@@ -134,10 +130,7 @@ def test_proxy_headers_only_when_asked(
         server.wait_ready()
         body = sample("progress-midjourney-45")
         headers = {**signed_headers(body), "X-Forwarded-For": "203.0.113.9"}
-        assert (
-            httpx.post(f"{server.url}/webhooks/apiframe", content=body, headers=headers).status_code
-            == 202
-        )
+        assert server.post_webhook(body, headers).status_code == 202
     finally:
         server.stop()
     db = sqlite3.connect(tmp_path / "framehook-data" / "framehook.db")

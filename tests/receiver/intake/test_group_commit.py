@@ -52,36 +52,29 @@ def stored(engine: Engine) -> list[str]:
         return sorted(r[0] for r in connection.execute(text("SELECT name FROM items")))
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("inline", [True, False])
-def test_waiting_requests_share_one_transaction(engine: Engine, inline: bool) -> None:
+async def test_waiting_requests_share_one_transaction(engine: Engine, inline: bool) -> None:
     """Items submitted together are committed in fewer transactions; each gets its result."""
     batches: list[list[str]] = []
     committer: Committer[str, str] = Committer(insert(batches), inline=inline)
-
-    async def scenario() -> list[str]:
-        await committer.start(engine)
-        results = await asyncio.gather(*(committer.submit(f"i{n}") for n in range(40)))
-        await committer.stop()
-        return results
-
-    assert asyncio.run(scenario()) == [f"ok:i{n}" for n in range(40)]
+    await committer.start(engine)
+    results = await asyncio.gather(*(committer.submit(f"i{n}") for n in range(40)))
+    await committer.stop()
+    assert results == [f"ok:i{n}" for n in range(40)]
     assert len(batches) < 40
     assert max(len(b) for b in batches) > 1
     assert len(stored(engine)) == 40
 
 
-def test_a_bad_item_fails_alone(engine: Engine) -> None:
+@pytest.mark.anyio
+async def test_a_bad_item_fails_alone(engine: Engine) -> None:
     """One failing item in a batch makes the batch retry item by item; only it fails."""
     committer: Committer[str, str] = Committer(insert([]), inline=True)
-
-    async def scenario() -> list[object]:
-        await committer.start(engine)
-        tasks = [committer.submit(n) for n in ("a", "b", "bad", "c")]
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        await committer.stop()
-        return results
-
-    results = asyncio.run(scenario())
+    await committer.start(engine)
+    tasks = [committer.submit(n) for n in ("a", "b", "bad", "c")]
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    await committer.stop()
     assert results[:2] == ["ok:a", "ok:b"]
     assert results[3] == "ok:c"
     assert isinstance(results[2], Unavailable)
@@ -89,79 +82,68 @@ def test_a_bad_item_fails_alone(engine: Engine) -> None:
     assert stored(engine) == ["a", "b", "c"]
 
 
-def test_full_queue_sheds_load_with_503(engine: Engine) -> None:
+@pytest.mark.anyio
+async def test_full_queue_sheds_load_with_503(engine: Engine) -> None:
     """Past max_pending waiting items, submit raises Unavailable('overloaded') at once."""
     gate = threading.Event()
     committer: Committer[str, str] = Committer(insert([], gate), max_pending=2, batch_max=1)
-
-    async def scenario() -> list[object]:
-        await committer.start(engine)
-        first = asyncio.create_task(committer.submit("held"))
-        await asyncio.sleep(0.1)  # the writer now holds "held"; two more fill the queue
-        queued = [asyncio.create_task(committer.submit(n)) for n in ("q1", "q2")]
-        await asyncio.sleep(0.05)
-        with pytest.raises(Unavailable) as caught:
-            await committer.submit("one too many")
-        gate.set()
-        results = [caught.value.reason, *await asyncio.gather(first, *queued)]
-        await committer.stop()
-        return results
-
-    assert asyncio.run(scenario()) == ["overloaded", "ok:held", "ok:q1", "ok:q2"]
+    await committer.start(engine)
+    first = asyncio.create_task(committer.submit("held"))
+    await asyncio.sleep(0.1)  # the writer now holds "held"; two more fill the queue
+    queued = [asyncio.create_task(committer.submit(n)) for n in ("q1", "q2")]
+    await asyncio.sleep(0.05)
+    with pytest.raises(Unavailable) as caught:
+        await committer.submit("one too many")
+    gate.set()
+    results = [caught.value.reason, *await asyncio.gather(first, *queued)]
+    await committer.stop()
+    assert results == ["overloaded", "ok:held", "ok:q1", "ok:q2"]
     assert "one too many" not in stored(engine)
 
 
-def test_slow_commit_times_out_with_503(engine: Engine) -> None:
+@pytest.mark.anyio
+async def test_slow_commit_times_out_with_503(engine: Engine) -> None:
     """A commit that takes longer than wait_seconds answers Unavailable('commit_timeout')."""
     gate = threading.Event()
     committer: Committer[str, str] = Committer(insert([], gate), wait_seconds=0.2)
-
-    async def scenario() -> str:
-        await committer.start(engine)
-        with pytest.raises(Unavailable) as caught:
-            await committer.submit("slow")
-        gate.set()
-        await committer.stop()
-        return caught.value.reason
-
-    assert asyncio.run(scenario()) == "commit_timeout"
+    await committer.start(engine)
+    with pytest.raises(Unavailable) as caught:
+        await committer.submit("slow")
+    gate.set()
+    await committer.stop()
+    assert caught.value.reason == "commit_timeout"
     assert stored(engine) == ["slow"]  # it did commit, late: a retry will be a duplicate
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("inline", [True, False])
-def test_unreachable_database_is_unavailable(inline: bool) -> None:
+async def test_unreachable_database_is_unavailable(inline: bool) -> None:
     """A database that refuses connections gives Unavailable('database_unavailable')."""
     engine = create_db_engine("postgresql://nobody@127.0.0.1:1/none")
     committer: Committer[str, str] = Committer(insert([]), inline=inline)
-
-    async def scenario() -> str:
-        await committer.start(engine)
-        with pytest.raises(Unavailable) as caught:
-            await committer.submit("x")
-        await committer.stop()
-        return caught.value.reason
-
-    assert asyncio.run(scenario()) == "database_unavailable"
+    await committer.start(engine)
+    with pytest.raises(Unavailable) as caught:
+        await committer.submit("x")
+    await committer.stop()
+    assert caught.value.reason == "database_unavailable"
 
 
-def test_stop_commits_what_was_queued_then_refuses(engine: Engine) -> None:
+@pytest.mark.anyio
+async def test_stop_commits_what_was_queued_then_refuses(engine: Engine) -> None:
     """stop() lets queued items commit; later submits are refused as shutting down."""
     gate = threading.Event()
     committer: Committer[str, str] = Committer(insert([], gate), batch_max=1)
 
-    async def scenario() -> None:
-        await committer.start(engine)
-        tasks = [asyncio.create_task(committer.submit(f"s{n}")) for n in range(5)]
-        await asyncio.sleep(0.1)
-        stopping = asyncio.create_task(committer.stop())
-        await asyncio.sleep(0.05)
-        with pytest.raises(Unavailable, match="shutting_down"):
-            await committer.submit("late")
-        gate.set()
-        assert await asyncio.gather(*tasks) == [f"ok:s{n}" for n in range(5)]
-        await stopping
-
-    asyncio.run(scenario())
+    await committer.start(engine)
+    tasks = [asyncio.create_task(committer.submit(f"s{n}")) for n in range(5)]
+    await asyncio.sleep(0.1)
+    stopping = asyncio.create_task(committer.stop())
+    await asyncio.sleep(0.05)
+    with pytest.raises(Unavailable, match="shutting_down"):
+        await committer.submit("late")
+    gate.set()
+    assert await asyncio.gather(*tasks) == [f"ok:s{n}" for n in range(5)]
+    await stopping
     assert stored(engine) == [f"s{n}" for n in range(5)]
 
 

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from receiver.apiframe.events import CompletedEvent, FailedEvent, ProgressEvent, parse_body
 from receiver.intake.job_state import JobState, JobStatus, Verdict, apply
+from tests.support.states import fold
+from tests.support.webhooks import webhook_body
 
 Event = ProgressEvent | CompletedEvent | FailedEvent
 
@@ -19,42 +21,31 @@ def event(body: dict[str, object]) -> Event:
 
 
 def progress(value: int) -> Event:
-    return event({"event": "progress", "status": "PROCESSING", "progress": value})
+    return event(webhook_body("progress", progress=value))
 
 
 COMPLETED = event(
-    {
-        "event": "completed",
-        "status": "COMPLETED",
-        "progress": 100,
-        "result": {"images": ["u"]},
-        "creditCost": 4,
-        "completedAt": "2026-11-20T10:00:00Z",
-    }
+    webhook_body(
+        "completed",
+        progress=100,
+        result={"images": ["u"]},
+        creditCost=4,
+        completedAt="2026-11-20T10:00:00Z",
+    )
 )
-FAILED = event({"event": "failed", "status": "FAILED", "error": "boom"})
-
-
-def run(events: list[Event]) -> tuple[JobState | None, list[Verdict]]:
-    state: JobState | None = None
-    verdicts = []
-    for e in events:
-        transition = apply(state, e)
-        state = transition.state
-        verdicts.append(transition.verdict)
-    return state, verdicts
+FAILED = event(webhook_body("failed", error="boom"))
 
 
 def test_first_event_creates_the_job() -> None:
     """Any first event is accepted and creates the job's state."""
-    state, verdicts = run([progress(10)])
+    state, verdicts = fold(apply, [progress(10)])
     assert verdicts == [Verdict.ACCEPTED]
     assert state == JobState(status=JobStatus.PROCESSING, progress=10, model="flux-pro")
 
 
 def test_progress_never_moves_backwards() -> None:
     """A lower progress arriving late is stale and changes nothing."""
-    state, verdicts = run([progress(60), progress(30)])
+    state, verdicts = fold(apply, [progress(60), progress(30)])
     assert verdicts == [Verdict.ACCEPTED, Verdict.STALE]
     assert state is not None
     assert state.progress == 60
@@ -62,7 +53,7 @@ def test_progress_never_moves_backwards() -> None:
 
 def test_progress_after_terminal_is_stale() -> None:
     """A progress after completed changes nothing."""
-    state, verdicts = run([COMPLETED, progress(50)])
+    state, verdicts = fold(apply, [COMPLETED, progress(50)])
     assert verdicts == [Verdict.ACCEPTED, Verdict.STALE]
     assert state is not None
     assert (state.status, state.progress, state.result) == (
@@ -74,12 +65,12 @@ def test_progress_after_terminal_is_stale() -> None:
 
 def test_second_different_terminal_is_a_conflict_and_the_first_wins() -> None:
     """failed after completed (or the reverse) is a conflict; the first terminal state stands."""
-    state, verdicts = run([progress(10), COMPLETED, FAILED])
+    state, verdicts = fold(apply, [progress(10), COMPLETED, FAILED])
     assert verdicts[-1] is Verdict.CONFLICT
     assert state is not None
     assert state.status is JobStatus.COMPLETED
     assert state.error is None
-    state, verdicts = run([FAILED, COMPLETED])
+    state, verdicts = fold(apply, [FAILED, COMPLETED])
     assert verdicts[-1] is Verdict.CONFLICT
     assert state is not None
     assert state.status is JobStatus.FAILED
@@ -88,7 +79,7 @@ def test_second_different_terminal_is_a_conflict_and_the_first_wins() -> None:
 
 def test_completed_records_result_cost_and_time() -> None:
     """completed carries result, credit cost and completion time into the job."""
-    state, _ = run([COMPLETED])
+    state, _ = fold(apply, [COMPLETED])
     assert state is not None
     assert state.credit_cost == 4
     assert state.completed_at is not None
@@ -97,11 +88,11 @@ def test_completed_records_result_cost_and_time() -> None:
 
 def test_queued_progress_does_not_demote_processing() -> None:
     """A progress that claims QUEUED after PROCESSING keeps the job PROCESSING."""
-    queued = event({"event": "progress", "status": "QUEUED", "progress": 0})
-    state, _ = run([progress(20), queued])
+    queued = event(webhook_body("progress", status="QUEUED", progress=0))
+    state, _ = fold(apply, [progress(20), queued])
     assert state is not None
     assert state.status is JobStatus.PROCESSING
-    state, _ = run([queued])
+    state, _ = fold(apply, [queued])
     assert state is not None
     assert state.status is JobStatus.QUEUED
 
@@ -127,8 +118,8 @@ def test_any_order_with_duplicates_ends_like_in_order(
 ) -> None:
     """Any permutation of a job's events, duplicates included, ends in the in-order state."""
     history, delivered = case
-    in_order, _ = run(history)
-    shuffled, verdicts = run(delivered)
+    in_order, _ = fold(apply, history)
+    shuffled, verdicts = fold(apply, delivered)
     assert shuffled == in_order
     assert verdicts[0] is Verdict.ACCEPTED
     assert Verdict.CONFLICT not in verdicts

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from receiver.apiframe.loras import LoraNotice, LoraStatus
 from receiver.intake.job_state import Verdict
 from receiver.intake.lora_state import LoraState, apply_lora
+from tests.support.states import fold
 
 ID = "lora_8a4d2c1e9b7f4a3d"
 DONE = datetime(2026, 4, 25, 10, 42, 1, tzinfo=UTC)
@@ -30,22 +31,12 @@ ARCHIVED = notice(LoraStatus.ARCHIVED, name="Alex")
 UNKNOWN = notice(LoraStatus.UNKNOWN)
 
 
-def run(notices: list[LoraNotice]) -> tuple[LoraState | None, list[Verdict]]:
-    state: LoraState | None = None
-    verdicts = []
-    for n in notices:
-        transition = apply_lora(state, n)
-        state = transition.state
-        verdicts.append(transition.verdict)
-    return state, verdicts
-
-
 def test_the_first_notice_creates_the_lora_whatever_it_says() -> None:
     """Any first notice is accepted, even one of unknown status."""
-    state, verdicts = run([UNKNOWN])
+    state, verdicts = fold(apply_lora, [UNKNOWN])
     assert verdicts == [Verdict.ACCEPTED]
     assert state == LoraState()
-    state, verdicts = run([READY])
+    state, verdicts = fold(apply_lora, [READY])
     assert verdicts == [Verdict.ACCEPTED]
     assert state == LoraState(LoraStatus.READY, "Alex", "TOKPN", None, DONE)
 
@@ -53,7 +44,7 @@ def test_the_first_notice_creates_the_lora_whatever_it_says() -> None:
 def test_status_only_moves_forward() -> None:
     """PENDING → UPLOADING → TRAINING → READY are accepted in turn; an earlier status after a
     later one is stale and changes no status."""
-    state, verdicts = run([PENDING, UPLOADING, TRAINING, READY, TRAINING, PENDING])
+    state, verdicts = fold(apply_lora, [PENDING, UPLOADING, TRAINING, READY, TRAINING, PENDING])
     assert verdicts == [Verdict.ACCEPTED] * 4 + [Verdict.STALE] * 2
     assert state is not None
     assert state.status is LoraStatus.READY
@@ -61,11 +52,11 @@ def test_status_only_moves_forward() -> None:
 
 def test_the_first_ending_wins_and_the_other_is_a_conflict() -> None:
     """FAILED after READY (or the reverse) is a conflict; the first ending stands untouched."""
-    state, verdicts = run([READY, FAILED])
+    state, verdicts = fold(apply_lora, [READY, FAILED])
     assert verdicts[-1] is Verdict.CONFLICT
     assert state is not None
     assert (state.status, state.error) == (LoraStatus.READY, None)
-    state, verdicts = run([FAILED, READY])
+    state, verdicts = fold(apply_lora, [FAILED, READY])
     assert verdicts[-1] is Verdict.CONFLICT
     assert state is not None
     assert (state.status, state.trigger_word, state.error) == (LoraStatus.FAILED, None, "boom")
@@ -74,7 +65,7 @@ def test_the_first_ending_wins_and_the_other_is_a_conflict() -> None:
 def test_archived_follows_any_status() -> None:
     """A LoRA can be archived after READY or FAILED (or before it ends)."""
     for ending in (READY, FAILED, TRAINING):
-        state, verdicts = run([ending, ARCHIVED])
+        state, verdicts = fold(apply_lora, [ending, ARCHIVED])
         assert verdicts == [Verdict.ACCEPTED, Verdict.ACCEPTED]
         assert state is not None
         assert state.status is LoraStatus.ARCHIVED
@@ -84,7 +75,7 @@ def test_details_fill_in_from_a_later_notice_without_running_handlers() -> None:
     """READY without a trigger word, then the lookup's READY with one: the trigger word is
     stored, and the second notice is stale (no second lora.ready)."""
     bare = notice(LoraStatus.READY)
-    state, verdicts = run([bare, READY])
+    state, verdicts = fold(apply_lora, [bare, READY])
     assert verdicts == [Verdict.ACCEPTED, Verdict.STALE]
     assert state is not None
     assert (state.trigger_word, state.name, state.completed_at) == ("TOKPN", "Alex", DONE)
@@ -93,7 +84,7 @@ def test_details_fill_in_from_a_later_notice_without_running_handlers() -> None:
 def test_an_error_is_only_taken_from_a_failure() -> None:
     """A notice of another status carrying an error does not mark the LoRA with it."""
     odd = LoraNotice(ID, LoraStatus.TRAINING, error="not a failure")
-    state, _ = run([odd])
+    state, _ = fold(apply_lora, [odd])
     assert state is not None
     assert state.error is None
 
@@ -123,8 +114,8 @@ def test_any_order_with_duplicates_ends_like_in_order(
     """Any permutation of a LoRA's notices, duplicates included, ends in the in-order state,
     and no real history ever conflicts."""
     history, delivered = case
-    in_order, _ = run(history)
-    shuffled, verdicts = run(delivered)
+    in_order, _ = fold(apply_lora, history)
+    shuffled, verdicts = fold(apply_lora, delivered)
     assert shuffled == in_order
     assert verdicts[0] is Verdict.ACCEPTED
     assert Verdict.CONFLICT not in verdicts

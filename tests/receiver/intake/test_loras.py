@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from handlers import HandlerContext, JobEvent, LoraEvent
+from handlers import LoraEvent
 from tests.support.database import rows
+from tests.support.plugins import lora_watcher
 from tests.support.waiting import wait_until
 from tests.support.webhooks import signed_headers
 
@@ -38,20 +39,6 @@ def ready(lora_id: str = PREFIXED, **extra: Any) -> dict[str, Any]:
         "error": None,
         **extra,
     }
-
-
-class Recording:
-    """A customer handler that wants LoRA endings (and, filtered by model, job completions)."""
-
-    name = "lora-watch"
-    events = frozenset({"lora.ready", "lora.failed", "completed"})
-    models = frozenset({"flux-lora"})
-
-    def __init__(self) -> None:
-        self.seen: list[JobEvent] = []
-
-    async def __call__(self, event: JobEvent, ctx: HandlerContext) -> None:
-        self.seen.append(event)
 
 
 SHAPES = [
@@ -113,7 +100,7 @@ def test_a_notice_of_unknown_status_is_kept_and_queues_nothing(
 ) -> None:
     """A LoRA webhook that says nothing about its status: stored, the LoRA known as UNKNOWN
     (reconciliation will look it up), no handler task."""
-    client = make_client(registered=(Recording(),))
+    client = make_client(registered=(lora_watcher(),))
     status, answer = post(client, {"loraId": PREFIXED})
     assert (status, answer["outcome"]) == (202, "accepted")
     (lora,) = rows(db, "SELECT status FROM loras")
@@ -126,7 +113,7 @@ def test_only_handlers_that_subscribe_get_lora_tasks(
 ) -> None:
     """lora.ready queues a task for the subscribed handler (its models filter does not apply
     to LoRA events), none for the built-in download handler; the task names no job."""
-    client = make_client(registered=(Recording(),))
+    client = make_client(registered=(lora_watcher(),))
     _, answer = post(client, ready())
     assert answer["outcome"] == "accepted"
     (task,) = rows(db, "SELECT handler, event, job_id, delivery_id, status FROM tasks")
@@ -144,7 +131,7 @@ def test_a_handler_receives_the_lora_event_with_the_lora_as_it_stands(
 ) -> None:
     """The worker hands the handler a LoraEvent: lora.ready, the LoRA's id, the raw payload,
     and the LoRA's recorded state (trigger word included)."""
-    handler = Recording()
+    handler = lora_watcher()
     client = make_client(registered=(handler,), handlers=[], run_worker=True, poll_seconds=0.1)
     post(client, ready())
     post(client, {"event": "failed", "loraId": UUID, "error": "not enough faces"})
@@ -170,7 +157,7 @@ def test_configured_lora_id_fields_are_recognised_by_the_receiver(
 ) -> None:
     """With FRAMEHOOK_LORA_ID_FIELDS=trainingId, a body holding its LoRA id there is a LoRA
     event; the tasks' event name comes from the notice."""
-    client = make_client(registered=(Recording(),), lora_id_fields="trainingId")
+    client = make_client(registered=(lora_watcher(),), lora_id_fields="trainingId")
     status, answer = post(client, {"event": "done", "trainingId": UUID, "status": "FAILED"})
     assert (status, answer["loraId"], answer["outcome"]) == (202, UUID, "accepted")
     (task,) = rows(db, "SELECT event FROM tasks")

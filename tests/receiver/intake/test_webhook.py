@@ -13,7 +13,14 @@ from starlette.testclient import TestClient
 
 from receiver import Derivation, sign
 from tests.support.database import rows
-from tests.support.webhooks import API_KEY, OTHER_KEY, sample, sample_names, signed_headers
+from tests.support.webhooks import (
+    API_KEY,
+    OTHER_KEY,
+    sample,
+    sample_names,
+    signed_headers,
+    webhook_body,
+)
 
 URL = "/webhooks/apiframe"
 
@@ -106,7 +113,7 @@ def test_same_key_with_different_body_is_a_conflict_and_first_wins(
 def test_failed_after_completed_is_a_conflict(client: TestClient, db: Engine) -> None:
     """A different terminal event after the first changes nothing and is flagged."""
     done = orjson.loads(sample("completed-gpt-image-2"))
-    fail = {"event": "failed", "jobId": done["jobId"], "status": "FAILED", "error": "late"}
+    fail = webhook_body("failed", jobId=done["jobId"], error="late")
     post(client, orjson.dumps(done))
     status, answer = post(client, orjson.dumps(fail))
     assert (status, answer["outcome"]) == (200, "conflict")

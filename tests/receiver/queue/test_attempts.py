@@ -102,38 +102,31 @@ def claim_all(queue: TaskQueue, count: int) -> list[ClaimedTask]:
     return claimed
 
 
-def test_outcomes_that_arrive_together_share_a_transaction(db: Engine) -> None:
+@pytest.mark.anyio
+async def test_outcomes_that_arrive_together_share_a_transaction(db: Engine) -> None:
     """Forty tasks finishing at once cost a couple of commits, not forty, and each waiter
     learns its own outcome was kept."""
     queue_tasks(db, 40)
     queue = CountingQueue(db)
     claimed = claim_all(queue, 40)
-
-    async def finish_all() -> list[bool]:
-        writer = AttemptWriter(queue)
-        return await asyncio.gather(
-            *(writer.write(attempt_result(t, "succeeded")) for t in claimed)
-        )
-
-    assert asyncio.run(finish_all()) == [True] * 40
+    writer = AttemptWriter(queue)
+    kept = await asyncio.gather(*(writer.write(attempt_result(t, "succeeded")) for t in claimed))
+    assert kept == [True] * 40
     assert sum(queue.batches) == 40
     assert len(queue.batches) <= 2
     assert set(statuses(db).values()) == {"succeeded"}
 
 
-def test_a_failed_batch_fails_its_waiters_and_the_next_one_is_written(db: Engine) -> None:
+@pytest.mark.anyio
+async def test_a_failed_batch_fails_its_waiters_and_the_next_one_is_written(db: Engine) -> None:
     """The database refusing a batch reaches every outcome in it; the writer keeps working."""
     queue_tasks(db, 2)
     queue = CountingQueue(db)
     first, second = claim_all(queue, 2)
-
-    async def scenario() -> bool:
-        writer = AttemptWriter(queue)
-        queue.fail = ConnectionError("database away")
-        with pytest.raises(ConnectionError, match="database away"):
-            await writer.write(attempt_result(first, "succeeded"))
-        queue.fail = None
-        return await writer.write(attempt_result(second, "succeeded"))
-
-    assert asyncio.run(scenario()) is True
+    writer = AttemptWriter(queue)
+    queue.fail = ConnectionError("database away")
+    with pytest.raises(ConnectionError, match="database away"):
+        await writer.write(attempt_result(first, "succeeded"))
+    queue.fail = None
+    assert await writer.write(attempt_result(second, "succeeded")) is True
     assert statuses(db) == {first.id: "running", second.id: "succeeded"}

@@ -16,7 +16,7 @@ from receiver.dev.fakeapi.media import media_file
 from tests.support.cdn import FakeCdn, Route
 from tests.support.processes import Server, framehook_env, free_port
 from tests.support.waiting import wait_until
-from tests.support.webhooks import signed_headers
+from tests.support.webhooks import webhook_body
 
 pytestmark = pytest.mark.slow
 
@@ -66,19 +66,15 @@ def test_a_standalone_worker_exports_handler_and_download_metrics(tmp_path: Path
 
             wait_until(serving)
             body = orjson.dumps(
-                {
-                    "event": "completed",
-                    "jobId": "job-metrics",
-                    "status": "COMPLETED",
-                    "progress": 100,
-                    "model": "flux-pro",
-                    "result": {"images": [f"http://localhost:{cdn.port}/a.png"]},
-                }
+                webhook_body(
+                    "completed",
+                    jobId="job-metrics",
+                    progress=100,
+                    model="flux-pro",
+                    result={"images": [f"http://localhost:{cdn.port}/a.png"]},
+                )
             )
-            answer = httpx.post(
-                f"{receiver.url}/webhooks/apiframe", content=body, headers=signed_headers(body)
-            )
-            assert answer.status_code == 202
+            assert receiver.post_webhook(body).status_code == 202
             runs = (
                 "framehook_handler_runs_total",
                 (("handler", "download"), ("outcome", "succeeded")),

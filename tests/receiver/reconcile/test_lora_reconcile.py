@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from handlers import HandlerContext, JobEvent, LoraEvent
+from handlers import LoraEvent
 from receiver import Settings, create_app
 from receiver.apiframe.client import ApiframeClient
 from receiver.apiframe.events import parse_body
@@ -29,6 +30,7 @@ from receiver.retry import RetryPolicy
 from receiver.services import reconcile_once
 from tests.receiver.reconcile.test_reconcile import fake_server
 from tests.support.database import rows
+from tests.support.plugins import lora_watcher
 from tests.support.waiting import wait_until
 from tests.support.webhooks import API_KEY, signed_headers
 
@@ -92,20 +94,17 @@ def lora_row(db: Engine, lora_id: str) -> Any:
     return row
 
 
-def test_a_lora_known_only_from_a_webhook_is_looked_up_and_confirmed(db: Engine) -> None:
+@pytest.mark.anyio
+async def test_a_lora_known_only_from_a_webhook_is_looked_up_and_confirmed(db: Engine) -> None:
     """A READY webhook without a trigger word: the next sweep asks GET /v2/loras/:id, the
     answer is a duplicate of the webhook (no second lora.ready), and its details (trigger word)
     are stored with the lookup's time; a later sweep asks nothing."""
-
-    async def scenario() -> tuple[str, Any, Any]:
-        async with fake_api(QUIET) as (api, plain, fake):
-            lora_id = await new_lora(plain)
-            await fake.settle()
-            record(db, {"event": "completed", "loraId": lora_id})
-            sweeps = Reconciler(db, recorder(db), api)
-            return lora_id, await sweeps.poll_stale(), await sweeps.poll_stale()
-
-    lora_id, first, second = asyncio.run(scenario())
+    async with fake_api(QUIET) as (api, plain, fake):
+        lora_id = await new_lora(plain)
+        await fake.settle()
+        record(db, {"event": "completed", "loraId": lora_id})
+        sweeps = Reconciler(db, recorder(db), api)
+        first, second = await sweeps.poll_stale(), await sweeps.poll_stale()
     assert first.outcomes == {"lora_duplicate": 1}
     assert sum(second.outcomes.values()) == 0
     row = lora_row(db, lora_id)
@@ -117,23 +116,21 @@ def test_a_lora_known_only_from_a_webhook_is_looked_up_and_confirmed(db: Engine)
     assert len(rows(db, "SELECT id FROM tasks WHERE event = 'lora.ready'")) == 1
 
 
-def test_an_unfinished_training_is_looked_up_once_its_expected_time_is_over(db: Engine) -> None:
+@pytest.mark.anyio
+async def test_an_unfinished_training_is_looked_up_once_its_expected_time_is_over(
+    db: Engine,
+) -> None:
     """Last heard of TRAINING, and confirmed so by a lookup: not asked again while a training
     may still be running; past the LoRA wait it is looked up, becomes READY and queues
     lora.ready."""
-
-    async def scenario() -> tuple[str, Any, Any]:
-        async with fake_api(QUIET) as (api, plain, fake):
-            lora_id = await new_lora(plain)
-            await fake.settle()  # READY at Apiframe; framehook heard only of TRAINING
-            record(db, {"loraId": lora_id, "status": "TRAINING"})
-            confirm(db, lora_id, None, datetime.now(UTC))  # as a lookup back then would have
-            sweeps = Reconciler(db, recorder(db), api)  # default waits: 25 minutes for a LoRA
-            early = await sweeps.poll_loras()
-            late = await sweeps.poll_loras(datetime.now(UTC) + timedelta(minutes=26))
-            return lora_id, early, late
-
-    lora_id, early, late = asyncio.run(scenario())
+    async with fake_api(QUIET) as (api, plain, fake):
+        lora_id = await new_lora(plain)
+        await fake.settle()  # READY at Apiframe; framehook heard only of TRAINING
+        record(db, {"loraId": lora_id, "status": "TRAINING"})
+        confirm(db, lora_id, None, datetime.now(UTC))  # as a lookup back then would have
+        sweeps = Reconciler(db, recorder(db), api)  # default waits: 25 minutes for a LoRA
+        early = await sweeps.poll_loras()
+        late = await sweeps.poll_loras(datetime.now(UTC) + timedelta(minutes=26))
     assert sum(early.outcomes.values()) == 0
     assert late.outcomes == {"lora_updated": 1}
     assert lora_row(db, lora_id).status == "READY"
@@ -141,77 +138,57 @@ def test_an_unfinished_training_is_looked_up_once_its_expected_time_is_over(db: 
     assert (task.event, task.job_id) == ("lora.ready", None)
 
 
-def test_a_lora_apiframe_does_not_know_or_refuses_is_not_asked_again_at_once(
+@pytest.mark.anyio
+async def test_a_lora_apiframe_does_not_know_or_refuses_is_not_asked_again_at_once(
     db: Engine,
 ) -> None:
     """404 and 400 (an id Apiframe refuses) are outcomes of their own; the lookup time is kept
     so the next sweep does not ask again; nothing is recorded."""
     record(db, {"event": "completed", "loraId": "9e2b6c4a-1f3d-4b8e-a7c5-0d9f8e7a6b5c"})
     record(db, {"event": "lora.failed", "id": "not a lora id"})
-
-    async def scenario() -> tuple[Any, Any]:
-        async with fake_api(QUIET) as (api, _plain, _fake):
-            sweeps = Reconciler(db, recorder(db), api)
-            return await sweeps.poll_stale(), await sweeps.poll_stale()
-
-    first, second = asyncio.run(scenario())
+    async with fake_api(QUIET) as (api, _plain, _fake):
+        sweeps = Reconciler(db, recorder(db), api)
+        first, second = await sweeps.poll_stale(), await sweeps.poll_stale()
     assert first.outcomes == {"lora_not_found": 1, "lora_refused": 1}
     assert sum(second.outcomes.values()) == 0
     assert all(r.polled_at is not None for r in rows(db, "SELECT polled_at FROM loras"))
     assert len(rows(db, "SELECT id FROM deliveries")) == 2
 
 
-class Watcher:
-    """A customer handler: LoRA endings, and completed flux-lora generations."""
-
-    name = "watch"
-    events = frozenset({"lora.ready", "lora.failed", "completed"})
-    models = frozenset({"flux-lora"})
-
-    def __init__(self) -> None:
-        self.seen: list[JobEvent] = []
-
-    async def __call__(self, event: JobEvent, ctx: HandlerContext) -> None:
-        self.seen.append(event)
-
-
-def test_end_to_end_train_webhook_lookup_handler_then_generate(
+@pytest.mark.anyio
+async def test_end_to_end_train_webhook_lookup_handler_then_generate(
     make_settings: Callable[..., Settings], db: Engine
 ) -> None:
     """POST /v2/loras → the fake's terminal webhook → framehook (202) → lora.ready handler;
     the lookup confirms it; then a flux-lora generation is an ordinary image job whose
     completion reaches the handler and whose credits are counted."""
-    watcher = Watcher()
+    watcher = lora_watcher()
     receiver = create_app(
         make_settings(handlers=[], run_worker=True, poll_seconds=0.05), handlers=[watcher]
     )
     fast = Behaviour(step_seconds=0.005, lora_step_seconds=0.005, webhook_backoff_seconds=0.01)
-
-    async def scenario() -> tuple[str, str, Any, list[int | None]]:
-        async with (
-            receiver.router.lifespan_context(receiver),
-            fake_api(fast, httpx.ASGITransport(receiver)) as (api, plain, fake),
-        ):
-            lora_id = await new_lora(plain)
-            await fake.settle()
-            await until(lambda: len(watcher.seen) == 1)
-            lookup = Recorder(db.dialect.name, [Subscription("watch", watcher.events)])
-            confirmed = await Reconciler(db, lookup, api).poll_loras()
-            job = await plain.post(
-                "/v2/images/generate",
-                json={
-                    "model": "flux-lora",
-                    "prompt": "a portrait",
-                    "fluxLoraParams": {"loraId": lora_id, "num_outputs": 3},
-                    "webhookUrl": HOOK,
-                },
-            )
-            await fake.settle()
-            await until(lambda: len(watcher.seen) == 2)
-            codes = [d.status_code for d in fake.deliveries]
-            return lora_id, job.json()["jobId"], confirmed, codes
-
-    lora_id, job_id, confirmed, codes = asyncio.run(scenario())
+    async with (
+        receiver.router.lifespan_context(receiver),
+        fake_api(fast, httpx.ASGITransport(receiver)) as (api, plain, fake),
+    ):
+        lora_id = await new_lora(plain)
+        await fake.settle()
+        await until(lambda: len(watcher.seen) == 1)
+        lookup = Recorder(db.dialect.name, [Subscription(watcher.name, watcher.events)])
+        confirmed = await Reconciler(db, lookup, api).poll_loras()
+        job = await plain.post(
+            "/v2/images/generate",
+            json={
+                "model": "flux-lora",
+                "prompt": "a portrait",
+                "fluxLoraParams": {"loraId": lora_id, "num_outputs": 3},
+                "webhookUrl": HOOK,
+            },
+        )
+        await fake.settle()
+        await until(lambda: len(watcher.seen) == 2)
+        codes = [d.status_code for d in fake.deliveries]
+    job_id = job.json()["jobId"]
     assert set(codes) == {202}
     trained, generated = watcher.seen
     assert isinstance(trained, LoraEvent)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import uvicorn
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
@@ -29,7 +30,7 @@ from receiver.services import reconcile_once
 from tests.support.database import rows
 from tests.support.processes import framehook_env, free_port, run_cli
 from tests.support.waiting import wait_until
-from tests.support.webhooks import API_KEY, signed_headers
+from tests.support.webhooks import API_KEY, signed_headers, webhook_body
 
 HOOK = "http://receiver.test/webhooks/apiframe"
 NOW_WAITS = Waits(timedelta(0), timedelta(0), timedelta(0))
@@ -61,31 +62,25 @@ async def new_job(client: ApiframeClient, route: str, model: str, prompt: str = 
     return await client.create(route, {"model": model, "prompt": prompt, "webhookUrl": HOOK})
 
 
-def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(scenario())  # type: ignore[arg-type]
-
-
 DROP_ALL = Behaviour(step_seconds=0.005, drop_probability=1.0)
 
 
-def test_jobs_whose_webhooks_never_came_are_discovered_from_the_job_list(db: Engine) -> None:
+@pytest.mark.anyio
+async def test_jobs_whose_webhooks_never_came_are_discovered_from_the_job_list(
+    db: Engine,
+) -> None:
     """Every webhook dropped: walking GET /v2/jobs finds the finished jobs, records them as
     poll deliveries, queues their downloads, and a second walk finds nothing new."""
-
-    async def scenario() -> tuple[Any, Any, list[str]]:
-        async with fake_api(DROP_ALL) as (client, fake):
-            ids = [
-                await new_job(client, "images/generate", "midjourney"),
-                await new_job(client, "videos/generate", "kling-2.6"),
-                await new_job(client, "images/generate", "flux-pro", prompt="please fail"),
-            ]
-            await fake.settle()
-            reconciler = Reconciler(db, recorder(db), client)
-            first = await reconciler.discover(datetime.now(UTC) - timedelta(hours=1))
-            second = await reconciler.discover(datetime.now(UTC) - timedelta(hours=1))
-            return first, second, ids
-
-    first, second, ids = run(scenario)
+    async with fake_api(DROP_ALL) as (client, fake):
+        ids = [
+            await new_job(client, "images/generate", "midjourney"),
+            await new_job(client, "videos/generate", "kling-2.6"),
+            await new_job(client, "images/generate", "flux-pro", prompt="please fail"),
+        ]
+        await fake.settle()
+        reconciler = Reconciler(db, recorder(db), client)
+        first = await reconciler.discover(datetime.now(UTC) - timedelta(hours=1))
+        second = await reconciler.discover(datetime.now(UTC) - timedelta(hours=1))
     assert first.outcomes["updated"] == 3
     assert second.outcomes["updated"] == 0
     assert second.outcomes["listed"] == 3
@@ -96,27 +91,23 @@ def test_jobs_whose_webhooks_never_came_are_discovered_from_the_job_list(db: Eng
     assert sorted(t.job_id for t in tasks) == sorted(ids[:2])
 
 
-def test_a_silent_unfinished_job_is_looked_up_once_its_wait_is_over(db: Engine) -> None:
+@pytest.mark.anyio
+async def test_a_silent_unfinished_job_is_looked_up_once_its_wait_is_over(db: Engine) -> None:
     """A job last heard of at 40 % is polled after its wait, moves to COMPLETED, and is not
     polled again while its wait has not passed."""
-
-    async def scenario() -> tuple[Any, Any, Any, str]:
-        async with fake_api(DROP_ALL) as (client, fake):
-            job_id = await new_job(client, "images/generate", "midjourney")
-            progress = orjson.dumps({"event": "progress", "jobId": job_id, "progress": 40})
-            with writing(db) as connection:
-                recorder(db).record(
-                    connection,
-                    Arrival(parse_body(progress), progress, datetime.now(UTC), "r"),
-                )
-            await fake.settle()
-            waiting = Reconciler(db, recorder(db), client)  # default waits: minutes
-            early = await waiting.poll_stale()
-            due = await Reconciler(db, recorder(db), client, NOW_WAITS).poll_stale()
-            again = await Reconciler(db, recorder(db), client, NOW_WAITS).poll_stale()
-            return early, due, again, job_id
-
-    early, due, again, job_id = run(scenario)
+    async with fake_api(DROP_ALL) as (client, fake):
+        job_id = await new_job(client, "images/generate", "midjourney")
+        progress = orjson.dumps({"event": "progress", "jobId": job_id, "progress": 40})
+        with writing(db) as connection:
+            recorder(db).record(
+                connection,
+                Arrival(parse_body(progress), progress, datetime.now(UTC), "r"),
+            )
+        await fake.settle()
+        waiting = Reconciler(db, recorder(db), client)  # default waits: minutes
+        early = await waiting.poll_stale()
+        due = await Reconciler(db, recorder(db), client, NOW_WAITS).poll_stale()
+        again = await Reconciler(db, recorder(db), client, NOW_WAITS).poll_stale()
     assert sum(early.outcomes.values()) == 0
     assert due.outcomes["updated"] == 1
     assert sum(again.outcomes.values()) == 0  # finished: nothing left to ask
@@ -129,7 +120,8 @@ def test_a_silent_unfinished_job_is_looked_up_once_its_wait_is_over(db: Engine) 
     )
 
 
-def test_a_job_apiframe_does_not_know_is_its_own_outcome_and_not_asked_again_at_once(
+@pytest.mark.anyio
+async def test_a_job_apiframe_does_not_know_is_its_own_outcome_and_not_asked_again_at_once(
     db: Engine,
 ) -> None:
     """404: counted as not found, the poll time kept, no error, no delivery."""
@@ -139,22 +131,18 @@ def test_a_job_apiframe_does_not_know_is_its_own_outcome_and_not_asked_again_at_
         recorder(db).record(
             connection, Arrival(parse_body(progress), progress, datetime.now(UTC), "r")
         )
-
-    async def scenario() -> tuple[Any, Any]:
-        async with fake_api(DROP_ALL) as (client, _fake):
-            polls = Reconciler(db, recorder(db), client, Waits(*(timedelta(seconds=0.2),) * 3))
-            await asyncio.sleep(0.3)
-            first = await polls.poll_stale()
-            second = await polls.poll_stale()
-            return first, second
-
-    first, second = run(scenario)
+    async with fake_api(DROP_ALL) as (client, _fake):
+        polls = Reconciler(db, recorder(db), client, Waits(*(timedelta(seconds=0.2),) * 3))
+        await asyncio.sleep(0.3)
+        first = await polls.poll_stale()
+        second = await polls.poll_stale()
     assert first.outcomes == {"not_found": 1}
     assert sum(second.outcomes.values()) == 0
     assert len(rows(db, "SELECT id FROM deliveries")) == 1  # only the original progress
 
 
-def test_rate_limits_and_outages_of_the_api_are_waited_out(db: Engine) -> None:
+@pytest.mark.anyio
+async def test_rate_limits_and_outages_of_the_api_are_waited_out(db: Engine) -> None:
     """A 429 with Retry-After and a 503 on the job API delay the lookup; it still lands."""
     behaviour = Behaviour(
         step_seconds=0.005,
@@ -163,42 +151,37 @@ def test_rate_limits_and_outages_of_the_api_are_waited_out(db: Engine) -> None:
         retry_after_seconds=1,
         unavailable_count=1,
     )
-
-    async def scenario() -> tuple[Any, dict[str, int]]:
-        async with fake_api(behaviour) as (client, fake):
-            job_id = await new_job(client, "music/generate", "suno")
-            await fake.settle()
-            report = await Reconciler(db, recorder(db), client).poll([job_id])
-            return report, client.polls
-
-    report, polls = run(scenario)
+    async with fake_api(behaviour) as (client, fake):
+        job_id = await new_job(client, "music/generate", "suno")
+        await fake.settle()
+        report = await Reconciler(db, recorder(db), client).poll([job_id])
+        polls = client.polls
     assert report.outcomes["updated"] == 1
     assert polls.get("rate_limited", 0) + polls.get("unavailable", 0) >= 1
 
 
-def test_a_webhook_arriving_after_the_poll_is_a_duplicate_not_a_conflict(db: Engine) -> None:
+@pytest.mark.anyio
+async def test_a_webhook_arriving_after_the_poll_is_a_duplicate_not_a_conflict(
+    db: Engine,
+) -> None:
     """The poll's rebuilt event and Apiframe's own webhook mean the same: one download."""
-
-    async def scenario() -> tuple[str, bytes]:
-        async with fake_api(DROP_ALL) as (client, fake):
-            job_id = await new_job(client, "images/generate", "gpt-image-2")
-            await fake.settle()
-            await Reconciler(db, recorder(db), client).poll([job_id])
-            resource = await client.job(job_id)
-            assert resource is not None
-            webhook = {
-                "event": "completed",
-                "jobId": job_id,
-                "status": "COMPLETED",
-                "progress": 100,
-                "result": resource["result"],
-                "model": "gpt-image-2",
-                "creditCost": resource["creditCost"],
-                "completedAt": "2026-11-22T00:00:00.000Z",
-            }
-            return job_id, orjson.dumps(webhook)
-
-    job_id, webhook = run(scenario)
+    async with fake_api(DROP_ALL) as (client, fake):
+        job_id = await new_job(client, "images/generate", "gpt-image-2")
+        await fake.settle()
+        await Reconciler(db, recorder(db), client).poll([job_id])
+        resource = await client.job(job_id)
+        assert resource is not None
+    webhook = orjson.dumps(
+        webhook_body(
+            "completed",
+            jobId=job_id,
+            progress=100,
+            result=resource["result"],
+            model="gpt-image-2",
+            creditCost=resource["creditCost"],
+            completedAt="2026-11-22T00:00:00.000Z",
+        )
+    )
     with writing(db) as connection:
         receipt = recorder(db).record(
             connection, Arrival(parse_body(webhook), webhook, datetime.now(UTC), "r")

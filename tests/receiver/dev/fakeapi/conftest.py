@@ -1,7 +1,7 @@
 """Helpers for the fake Apiframe's tests: the fake inside its lifespan, and a webhook sink.
 
-Tests are plain functions that ``asyncio.run`` a scenario; inside it, ``running_fake`` gives a
-client on the fake (API key set) and the sink that received its webhooks.
+Tests are async (``@pytest.mark.anyio``); inside one, ``running_fake`` gives a client on the
+fake (API key set) and the sink that received its webhooks.
 """
 
 from __future__ import annotations

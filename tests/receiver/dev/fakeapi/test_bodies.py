@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import puremagic
@@ -62,31 +61,28 @@ def result_urls(result: dict[str, Any]) -> list[tuple[str, str]]:
     return urls
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize(("route", "fields", "reference"), CASES)
-def test_completed_bodies_have_the_fixtures_shape_and_their_files_download(
+async def test_completed_bodies_have_the_fixtures_shape_and_their_files_download(
     route: str, fields: dict[str, Any], reference: str
 ) -> None:
     """A job on each route sends a `completed` body keyed like the fixture, and every URL in it
     downloads from the fake's CDN as a file of the promised kind."""
-
-    async def scenario() -> None:
-        sink = Sink()
-        async with running_fake(sink=sink) as (client, fake):
-            job_id = await create_job(client, route, **fields)
-            await fake.settle()
-            [received] = sink.received
-            body = received.body
-            assert_shaped_like(body, fixture(reference))
-            assert (body["jobId"], body["status"], body["progress"]) == (job_id, "COMPLETED", 100)
-            for family, url in result_urls(body["result"]):
-                assert url.startswith("http://fake.test/cdn/")
-                response = await client.get(url)
-                assert response.status_code == 200, url
-                detected = puremagic.from_string(response.content, mime=True)
-                assert detected == response.headers["content-type"]
-                assert detected.startswith(family + "/"), url
-
-    asyncio.run(scenario())
+    sink = Sink()
+    async with running_fake(sink=sink) as (client, fake):
+        job_id = await create_job(client, route, **fields)
+        await fake.settle()
+        [received] = sink.received
+        body = received.body
+        assert_shaped_like(body, fixture(reference))
+        assert (body["jobId"], body["status"], body["progress"]) == (job_id, "COMPLETED", 100)
+        for family, url in result_urls(body["result"]):
+            assert url.startswith("http://fake.test/cdn/")
+            response = await client.get(url)
+            assert response.status_code == 200, url
+            detected = puremagic.from_string(response.content, mime=True)
+            assert detected == response.headers["content-type"]
+            assert detected.startswith(family + "/"), url
 
 
 def test_stems_are_named_vocals_and_instrumental() -> None:
@@ -100,22 +96,19 @@ def test_stems_are_named_vocals_and_instrumental() -> None:
         assert isinstance(track["duration"], float)
 
 
-def test_progress_and_failed_bodies_have_the_fixtures_keys() -> None:
+@pytest.mark.anyio
+async def test_progress_and_failed_bodies_have_the_fixtures_keys() -> None:
     """The fake's progress and failed webhooks carry exactly the fixtures' keys."""
-
-    async def scenario() -> None:
-        sink = Sink()
-        async with running_fake(sink=sink) as (client, fake):
-            await create_job(client, webhookEvents=["progress", "failed"], prompt="fail me")
-            await fake.settle()
-        *progress, failed = [r.body for r in sink.received]
-        for body in progress:
-            assert set(body) == set(fixture("progress-midjourney-45"))
-            assert body["status"] == "PROCESSING"
-        assert set(failed) == set(fixture("failed-content-policy"))
-        assert failed["status"] == "FAILED"
-
-    asyncio.run(scenario())
+    sink = Sink()
+    async with running_fake(sink=sink) as (client, fake):
+        await create_job(client, webhookEvents=["progress", "failed"], prompt="fail me")
+        await fake.settle()
+    *progress, failed = [r.body for r in sink.received]
+    for body in progress:
+        assert set(body) == set(fixture("progress-midjourney-45"))
+        assert body["status"] == "PROCESSING"
+    assert set(failed) == set(fixture("failed-content-policy"))
+    assert failed["status"] == "FAILED"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from receiver.apiframe.signatures import Derivation
 from receiver.dev.fakeapi import FakeApiframe
@@ -36,22 +37,19 @@ async def settled(fake: FakeApiframe) -> None:
         await fake.settle()
 
 
-def test_a_training_runs_to_ready_and_sends_one_signed_webhook() -> None:
+@pytest.mark.anyio
+async def test_a_training_runs_to_ready_and_sends_one_signed_webhook() -> None:
     """202 with the id and PENDING; the LoRA ends READY with a trigger word; one completed
     webhook in the inferred shape, signed like a job's, with X-Webhook-Event."""
     sink = Sink()
-
-    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
-        async with running_fake(QUICK, sink=sink) as (client, fake):
-            created = await train(client)
-            assert created.status_code == 202, created.text
-            answer = created.json()
-            await settled(fake)
-            looked_up = await client.get(f"/v2/loras/{answer['id']}")
-            assert looked_up.status_code == 200
-            return answer, looked_up.json()
-
-    answer, lora = asyncio.run(scenario())
+    async with running_fake(QUICK, sink=sink) as (client, fake):
+        created = await train(client)
+        assert created.status_code == 202, created.text
+        answer = created.json()
+        await settled(fake)
+        looked_up = await client.get(f"/v2/loras/{answer['id']}")
+        assert looked_up.status_code == 200
+        lora = looked_up.json()
     assert answer["status"] == "PENDING"
     assert answer["imageCount"] == 15
     assert answer["id"].startswith("lora_")
@@ -74,19 +72,16 @@ def test_a_training_runs_to_ready_and_sends_one_signed_webhook() -> None:
     }
 
 
-def test_a_failing_training_sends_failed_and_honours_webhook_events() -> None:
+@pytest.mark.anyio
+async def test_a_failing_training_sends_failed_and_honours_webhook_events() -> None:
     """A name with the fail marker fails (error set, no trigger word) and sends ``failed``; a
     training subscribed to ``failed`` only sends nothing when it succeeds."""
     sink = Sink()
-
-    async def scenario() -> list[dict[str, Any]]:
-        async with running_fake(QUICK, sink=sink) as (client, fake):
-            failing = (await train(client, name="please fail")).json()["id"]
-            await train(client, webhookEvents="failed")
-            await settled(fake)
-            return [(await client.get(f"/v2/loras/{failing}")).json()]
-
-    (failed,) = asyncio.run(scenario())
+    async with running_fake(QUICK, sink=sink) as (client, fake):
+        failing = (await train(client, name="please fail")).json()["id"]
+        await train(client, webhookEvents="failed")
+        await settled(fake)
+        failed = (await client.get(f"/v2/loras/{failing}")).json()
     assert (failed["status"], failed["triggerWord"]) == ("FAILED", None)
     assert failed["error"]
     (webhook,) = sink.received
@@ -94,86 +89,72 @@ def test_a_failing_training_sends_failed_and_honours_webhook_events() -> None:
     assert webhook.body["error"] == failed["error"]
 
 
-def test_the_request_is_checked_like_apiframe_does() -> None:
+@pytest.mark.anyio
+async def test_the_request_is_checked_like_apiframe_does() -> None:
     """Too few photos, a missing name or gender, a bad webhookEvents: 400 with details."""
-
-    async def scenario() -> list[httpx.Response]:
-        async with running_fake(QUICK) as (client, _fake):
-            return [
-                await train(client, count=14),
-                await train(client, count=31),
-                await client.post("/v2/loras", files=photos(), data={"gender": "male"}),
-                await train(client, gender="robot"),
-                await train(client, webhookEvents="completed,progress"),
-                await client.post("/v2/loras", content=b"not json"),
-            ]
-
-    answers = asyncio.run(scenario())
+    async with running_fake(QUICK) as (client, _fake):
+        answers = [
+            await train(client, count=14),
+            await train(client, count=31),
+            await client.post("/v2/loras", files=photos(), data={"gender": "male"}),
+            await train(client, gender="robot"),
+            await train(client, webhookEvents="completed,progress"),
+            await client.post("/v2/loras", content=b"not json"),
+        ]
     assert [a.status_code for a in answers] == [400] * 6
     fields = [{d["field"] for d in a.json().get("details", [])} for a in answers[:5]]
     assert fields == [{"images"}, {"images"}, {"name", "ethnicity"}, {"gender"}, {"webhookEvents"}]
 
 
-def test_json_requests_uuid_ids_listing_and_archiving() -> None:
+@pytest.mark.anyio
+async def test_json_requests_uuid_ids_listing_and_archiving() -> None:
     """A JSON body works for tests; ``lora_ids='uuid'`` gives UUIDs; the list is newest first
     and hides archived LoRAs unless asked; DELETE archives; bad ids are 400, unknown 404."""
     behaviour = dataclasses.replace(QUICK, lora_ids="uuid")
-
-    async def scenario() -> dict[str, Any]:
-        async with running_fake(behaviour) as (client, fake):
-            body = {"name": "Style", "subjectKind": "style", "images": ["x"] * 20}
-            first = (await client.post("/v2/loras", json=body)).json()["id"]
-            second = (await client.post("/v2/loras", json=body)).json()["id"]
-            await settled(fake)
-            archived = await client.delete(f"/v2/loras/{first}")
-            return {
-                "first": first,
-                "second": second,
-                "archived": archived.json()["status"],
-                "listed": (await client.get("/v2/loras")).json(),
-                "all": (await client.get("/v2/loras?includeArchived=true&limit=1")).json(),
-                "bad": (await client.get("/v2/loras/not-an-id")).status_code,
-                "unknown": (await client.get(f"/v2/loras/{uuid.uuid4()}")).status_code,
-            }
-
-    found = asyncio.run(scenario())
-    uuid.UUID(found["first"])
-    assert found["archived"] == "ARCHIVED"
-    assert [lo["id"] for lo in found["listed"]["items"]] == [found["second"]]
-    assert found["listed"]["nextCursor"] is None
-    assert [lo["id"] for lo in found["all"]["items"]] == [found["second"]]
-    assert found["all"]["nextCursor"] == found["second"]
-    assert (found["bad"], found["unknown"]) == (400, 404)
+    async with running_fake(behaviour) as (client, fake):
+        body = {"name": "Style", "subjectKind": "style", "images": ["x"] * 20}
+        first = (await client.post("/v2/loras", json=body)).json()["id"]
+        second = (await client.post("/v2/loras", json=body)).json()["id"]
+        await settled(fake)
+        archived = (await client.delete(f"/v2/loras/{first}")).json()["status"]
+        listed = (await client.get("/v2/loras")).json()
+        every = (await client.get("/v2/loras?includeArchived=true&limit=1")).json()
+        bad = (await client.get("/v2/loras/not-an-id")).status_code
+        unknown = (await client.get(f"/v2/loras/{uuid.uuid4()}")).status_code
+    uuid.UUID(first)
+    assert archived == "ARCHIVED"
+    assert [lo["id"] for lo in listed["items"]] == [second]
+    assert listed["nextCursor"] is None
+    assert [lo["id"] for lo in every["items"]] == [second]
+    assert every["nextCursor"] == second
+    assert (bad, unknown) == (400, 404)
 
 
-def test_flux_lora_generations_need_a_ready_lora_and_are_ordinary_image_jobs() -> None:
+@pytest.mark.anyio
+async def test_flux_lora_generations_need_a_ready_lora_and_are_ordinary_image_jobs() -> None:
     """flux-lora with an unknown LoRA is refused; with a READY one it is a job whose result
     has num_outputs images, costing 2 credits each."""
     sink = Sink()
-
-    async def scenario() -> tuple[int, dict[str, Any]]:
-        async with running_fake(QUICK, sink=sink) as (client, fake):
-            refused = await client.post(
-                "/v2/images/generate",
-                json={"model": "flux-lora", "prompt": "p", "fluxLoraParams": {"loraId": "x"}},
-            )
-            lora_id = (await train(client)).json()["id"]
-            await settled(fake)
-            job = await client.post(
-                "/v2/images/generate",
-                json={
-                    "model": "flux-lora",
-                    "prompt": "a portrait",
-                    "fluxLoraParams": {"loraId": lora_id, "num_outputs": 2},
-                    "webhookUrl": HOOK_URL,
-                },
-            )
-            assert job.status_code == 202, job.text
-            await settled(fake)
-            return refused.status_code, (await client.get(f"/v2/jobs/{job.json()['jobId']}")).json()
-
-    refused, job = asyncio.run(scenario())
-    assert refused == 400
+    async with running_fake(QUICK, sink=sink) as (client, fake):
+        refused = await client.post(
+            "/v2/images/generate",
+            json={"model": "flux-lora", "prompt": "p", "fluxLoraParams": {"loraId": "x"}},
+        )
+        lora_id = (await train(client)).json()["id"]
+        await settled(fake)
+        created = await client.post(
+            "/v2/images/generate",
+            json={
+                "model": "flux-lora",
+                "prompt": "a portrait",
+                "fluxLoraParams": {"loraId": lora_id, "num_outputs": 2},
+                "webhookUrl": HOOK_URL,
+            },
+        )
+        assert created.status_code == 202, created.text
+        await settled(fake)
+        job = (await client.get(f"/v2/jobs/{created.json()['jobId']}")).json()
+    assert refused.status_code == 400
     assert (job["status"], job["model"], job["creditCost"]) == ("COMPLETED", "flux-lora", 4)
     assert len(job["result"]["images"]) == 2
     completed = [r.body for r in sink.received if r.body.get("jobId") == job["id"]]

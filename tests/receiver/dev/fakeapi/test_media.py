@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import struct
 import zlib
@@ -119,20 +118,17 @@ def test_mp3_is_an_id3_tag_then_whole_mpeg_frames() -> None:
     assert frames >= 2
 
 
-def test_the_cdn_serves_each_jobs_own_files() -> None:
+@pytest.mark.anyio
+async def test_the_cdn_serves_each_jobs_own_files() -> None:
     """Two jobs' first images are different files; a file not in a result is 404."""
-
-    async def scenario() -> None:
-        sink = Sink()
-        async with running_fake(sink=sink) as (client, fake):
-            await create_job(client)
-            await create_job(client)
-            await fake.settle()
-            urls = [r.body["result"]["images"][0] for r in sink.received]
-            bodies = [(await client.get(url)).content for url in urls]
-            assert bodies[0] != bodies[1]
-            missing = urls[0].replace("-1.png", "-9.png")
-            assert (await client.get(missing)).status_code == 404
-            assert (await client.get("/cdn/images/nothing.png")).status_code == 404
-
-    asyncio.run(scenario())
+    sink = Sink()
+    async with running_fake(sink=sink) as (client, fake):
+        await create_job(client)
+        await create_job(client)
+        await fake.settle()
+        urls = [r.body["result"]["images"][0] for r in sink.received]
+        bodies = [(await client.get(url)).content for url in urls]
+        assert bodies[0] != bodies[1]
+        missing = urls[0].replace("-1.png", "-9.png")
+        assert (await client.get(missing)).status_code == 404
+        assert (await client.get("/cdn/images/nothing.png")).status_code == 404

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections import Counter
 from collections.abc import Callable
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 
 from receiver import Settings, create_app
@@ -16,7 +16,8 @@ from tests.support.database import rows
 from tests.support.webhooks import OTHER_KEY
 
 
-def test_framehook_ends_every_job_as_the_fake_says_despite_chaos(
+@pytest.mark.anyio
+async def test_framehook_ends_every_job_as_the_fake_says_despite_chaos(
     make_settings: Callable[..., Settings], db: Engine
 ) -> None:
     """Duplicated, reordered, delayed webhooks, half of them signed with a rotated key: framehook
@@ -31,28 +32,24 @@ def test_framehook_ends_every_job_as_the_fake_says_despite_chaos(
         rotated_api_key=OTHER_KEY,
         rotate_after_jobs=4,
     )
-
-    async def scenario() -> dict[str, str]:
-        transport = httpx.ASGITransport(receiver)
-        async with (
-            receiver.router.lifespan_context(receiver),
-            running_fake(behaviour, transport=transport, seed=3) as (client, fake),
-        ):
-            for n in range(8):
-                await create_job(
-                    client,
-                    prompt="fail" if n % 3 == 0 else "a harbour",
-                    webhookEvents=["progress", "completed", "failed"],
-                )
-            await fake.settle()
-            codes = Counter(d.status_code for d in fake.deliveries)
-            assert set(codes) <= {200, 202}, codes
-            assert codes[200] >= sum(d.duplicate for d in fake.deliveries)
-            assert any(d.rotated for d in fake.deliveries)
-            assert any(d.reordered for d in fake.deliveries)
-            return {job.id: job.status for job in fake.jobs}
-
-    expected = asyncio.run(scenario())
+    transport = httpx.ASGITransport(receiver)
+    async with (
+        receiver.router.lifespan_context(receiver),
+        running_fake(behaviour, transport=transport, seed=3) as (client, fake),
+    ):
+        for n in range(8):
+            await create_job(
+                client,
+                prompt="fail" if n % 3 == 0 else "a harbour",
+                webhookEvents=["progress", "completed", "failed"],
+            )
+        await fake.settle()
+        codes = Counter(d.status_code for d in fake.deliveries)
+        assert set(codes) <= {200, 202}, codes
+        assert codes[200] >= sum(d.duplicate for d in fake.deliveries)
+        assert any(d.rotated for d in fake.deliveries)
+        assert any(d.reordered for d in fake.deliveries)
+        expected = {job.id: job.status for job in fake.jobs}
     stored = {r.id: r.status for r in rows(db, "SELECT id, status FROM jobs")}
     assert stored == expected
     assert Counter(expected.values()) == {"COMPLETED": 5, "FAILED": 3}

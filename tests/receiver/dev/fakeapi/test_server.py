@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import threading
 import time
@@ -55,51 +54,42 @@ def test_the_fake_serves_over_real_http_from_a_uvicorn_thread() -> None:
     assert not thread.is_alive()
 
 
-def test_base_url_sets_where_result_urls_point() -> None:
+@pytest.mark.anyio
+async def test_base_url_sets_where_result_urls_point() -> None:
     """With base_url (a tunnel, a proxy), result URLs point there, under /cdn."""
-
-    async def scenario() -> None:
-        sink = Sink()
-        base = "https://fake.example.net/apiframe"
-        async with running_fake(sink=sink, base_url=base + "/") as (client, fake):
-            await create_job(client)
-            await fake.settle()
-        assert sink.received[0].body["result"]["gridUrl"].startswith(f"{base}/cdn/images/")
-
-    asyncio.run(scenario())
+    sink = Sink()
+    base = "https://fake.example.net/apiframe"
+    async with running_fake(sink=sink, base_url=base + "/") as (client, fake):
+        await create_job(client)
+        await fake.settle()
+    assert sink.received[0].body["result"]["gridUrl"].startswith(f"{base}/cdn/images/")
 
 
-def test_shutdown_cancels_running_jobs_and_webhooks() -> None:
+@pytest.mark.anyio
+async def test_shutdown_cancels_running_jobs_and_webhooks() -> None:
     """Leaving the lifespan with jobs mid-way cancels them cleanly: nothing left, no error."""
-
-    async def scenario() -> None:
-        async with running_fake(dataclasses.replace(FAST, step_seconds=30)) as (client, fake):
-            await create_job(client)
-            await create_job(client)
-            assert fake.pending == 2
-        assert fake.pending == 0
-        assert fake.errors == []
-        assert [job.status for job in fake.jobs] == ["QUEUED", "QUEUED"]
-
-    asyncio.run(scenario())
+    async with running_fake(dataclasses.replace(FAST, step_seconds=30)) as (client, fake):
+        await create_job(client)
+        await create_job(client)
+        assert fake.pending == 2
+    assert fake.pending == 0
+    assert fake.errors == []
+    assert [job.status for job in fake.jobs] == ["QUEUED", "QUEUED"]
 
 
-def test_a_job_before_the_lifespan_started_is_a_clear_error() -> None:
+@pytest.mark.anyio
+async def test_a_job_before_the_lifespan_started_is_a_clear_error() -> None:
     """Without its lifespan (plain ASGITransport) the fake refuses jobs, saying why."""
-
-    async def scenario() -> None:
-        app = create_fake_apiframe(API_KEY)
-        transport = httpx.ASGITransport(app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://fake.test") as client:
-            with pytest.raises(RuntimeError, match="not started"):
-                await client.post(
-                    "/v2/images/generate",
-                    json={"model": "m", "prompt": "p"},
-                    headers={"X-API-Key": API_KEY},
-                )
-        assert fake_of(app).pending == 0
-
-    asyncio.run(scenario())
+    app = create_fake_apiframe(API_KEY)
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://fake.test") as client:
+        with pytest.raises(RuntimeError, match="not started"):
+            await client.post(
+                "/v2/images/generate",
+                json={"model": "m", "prompt": "p"},
+                headers={"X-API-Key": API_KEY},
+            )
+    assert fake_of(app).pending == 0
 
 
 def test_an_empty_api_key_is_refused() -> None:
