@@ -6,6 +6,7 @@ retried days later is still a duplicate after its raw delivery has been pruned.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -24,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
+from receiver.apiframe.loras import LoraStatus
+
 __all__ = [
     "AssetRecord",
     "AttemptOutcome",
@@ -31,6 +34,7 @@ __all__ = [
     "Job",
     "LedgerEntry",
     "Lora",
+    "LoraState",
     "Task",
     "TaskAttempt",
     "TaskStatus",
@@ -117,6 +121,19 @@ class Delivery(SQLModel, table=True):
     key_derivation: str | None = Field(default=None, max_length=8)
     remote_addr: str | None = Field(default=None, max_length=64)
     body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+@dataclass(frozen=True, slots=True)
+class LoraState:
+    """A LoRA as framehook knows it: the mutable parts of its ``loras`` row, which the LoRA
+    state machine (``receiver.intake.lora_state``) moves and ``receiver.db.sql.loras`` reads
+    and writes."""
+
+    status: LoraStatus = LoraStatus.UNKNOWN
+    name: str | None = None
+    trigger_word: str | None = None
+    error: str | None = None
+    completed_at: datetime | None = None
 
 
 class Lora(SQLModel, table=True):

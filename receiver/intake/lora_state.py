@@ -14,9 +14,9 @@ moves forward is ``accepted``, which is what runs handlers.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 from receiver.apiframe.loras import LORA_ENDED, LoraNotice, LoraStatus
+from receiver.db.models import LoraState
 from receiver.intake.job_state import Verdict
 
 __all__ = ["LORA_UNFINISHED", "LoraState", "LoraTransition", "apply_lora"]
@@ -35,17 +35,6 @@ _RANK = {
 _ENDINGS = LORA_ENDED - {LoraStatus.ARCHIVED}
 LORA_UNFINISHED = frozenset(LoraStatus) - LORA_ENDED
 """Statuses of a LoRA whose training may still end (reconciliation looks them up)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LoraState:
-    """A LoRA as framehook knows it (the mutable parts of the ``loras`` row)."""
-
-    status: LoraStatus = LoraStatus.UNKNOWN
-    name: str | None = None
-    trigger_word: str | None = None
-    error: str | None = None
-    completed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from receiver.apiframe.events import CompletedEvent, FailedEvent, Kind, Progress
 from receiver.apiframe.loras import LoraNotice, lora_event_name
 from receiver.db.models import TaskStatus
 from receiver.db.sql.intake import IntakeSql, JobRow
-from receiver.db.sql.loras import LoraRow, LoraSql
+from receiver.db.sql.loras import LoraSql
 from receiver.intake.arrivals import Arrival, DeliveryOutcome, Receipt, Subscription
 from receiver.intake.job_state import JobState, JobStatus, Verdict, apply
 from receiver.intake.lora_state import LoraState, apply_lora
@@ -41,28 +41,6 @@ def _row_to_state(row: JobRow) -> JobState:
         error=row.error,
         credit_cost=row.credit_cost,
         completed_at=row.completed_at,
-    )
-
-
-# receiver.db.sql reads and writes rows, and knows nothing of the state machines above it.
-def _lora_state(row: LoraRow) -> LoraState:
-    return LoraState(
-        status=row.status,
-        name=row.name,
-        trigger_word=row.trigger_word,
-        error=row.error,
-        completed_at=row.completed_at,
-    )
-
-
-def _lora_row(lora_id: str, state: LoraState) -> LoraRow:
-    return LoraRow(
-        id=lora_id,
-        status=state.status,
-        name=state.name,
-        trigger_word=state.trigger_word,
-        error=state.error,
-        completed_at=state.completed_at,
     )
 
 
@@ -328,7 +306,7 @@ def move_loras(
     ids = sorted(first_seen)
     created = sql.create(cursor, ids, first_seen)
     before: dict[str, LoraState | None] = {
-        row.id: None if row.id in created else _lora_state(row) for row in sql.lock(cursor, ids)
+        lora_id: None if lora_id in created else state for lora_id, state in sql.lock(cursor, ids)
     }
     states = dict(before)
     verdicts = []
@@ -339,7 +317,7 @@ def move_loras(
     sql.update(
         cursor,
         (
-            (_lora_row(lora_id, state), last_seen[lora_id])
+            (lora_id, state, last_seen[lora_id])
             for lora_id, state in states.items()
             if state is not None and state != before[lora_id]
         ),

@@ -8,30 +8,17 @@ job rows in every transaction, and each kind in id order, so writers never deadl
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from receiver.apiframe.loras import LoraStatus
+from receiver.db.models import LoraState
 from receiver.db.sql.dialect import DialectSql
 
-__all__ = ["LoraRow", "LoraSql"]
+__all__ = ["LoraSql"]
 
 LORA_STATE_COLUMNS = ("status", "name", "trigger_word", "error", "completed_at")
 # A LoRA first seen: its status is unknown until a notice says.
 NEW_LORA_COLUMNS = ("id", "status", "created_at", "updated_at")
-
-
-@dataclass(frozen=True, slots=True)
-class LoraRow:
-    """A ``loras`` row's state, as the state machine (``receiver.intake.lora_state``) moves it."""
-
-    id: str
-    status: LoraStatus
-    name: str | None = None
-    trigger_word: str | None = None
-    error: str | None = None
-    completed_at: datetime | None = None
 
 
 class LoraSql(DialectSql):
@@ -49,8 +36,8 @@ class LoraSql(DialectSql):
         cursor.execute(sql, self._flatten(NEW_LORA_COLUMNS, rows))
         return {row[0] for row in cursor.fetchall()}
 
-    def lock(self, cursor: Any, ids: Sequence[str]) -> list[LoraRow]:
-        """Read and lock LoRAs in id order."""
+    def lock(self, cursor: Any, ids: Sequence[str]) -> list[tuple[str, LoraState]]:
+        """Read and lock LoRAs in id order: ``(id, state)`` pairs."""
         lock = "" if self.sqlite else " FOR UPDATE"
         sql = (
             f"SELECT id, {', '.join(LORA_STATE_COLUMNS)} FROM loras "
@@ -60,33 +47,31 @@ class LoraSql(DialectSql):
         rows = []
         for r in cursor.fetchall():
             status = r[1] if r[1] in LoraStatus.__members__.values() else LoraStatus.UNKNOWN
-            rows.append(
-                LoraRow(
-                    id=r[0],
-                    status=LoraStatus(status),
-                    name=r[2],
-                    trigger_word=r[3],
-                    error=r[4],
-                    completed_at=self._read_ts(r[5]),
-                )
+            state = LoraState(
+                status=LoraStatus(status),
+                name=r[2],
+                trigger_word=r[3],
+                error=r[4],
+                completed_at=self._read_ts(r[5]),
             )
+            rows.append((r[0], state))
         return rows
 
-    def update(self, cursor: Any, changes: Iterable[tuple[LoraRow, Any]]) -> None:
-        """Write ``(new row, ts(updated_at))`` changes."""
+    def update(self, cursor: Any, changes: Iterable[tuple[str, LoraState, Any]]) -> None:
+        """Write ``(id, new state, ts(updated_at))`` changes."""
         sets = ", ".join(f"{c} = {self._param(c)}" for c in (*LORA_STATE_COLUMNS, "updated_at"))
         sql = f"UPDATE loras SET {sets} WHERE id = {self._param('id')}"
         params = [
             {
-                "id": row.id,
-                "status": row.status.value,
-                "name": row.name,
-                "trigger_word": row.trigger_word,
-                "error": row.error,
-                "completed_at": self.ts(row.completed_at),
+                "id": lora_id,
+                "status": state.status.value,
+                "name": state.name,
+                "trigger_word": state.trigger_word,
+                "error": state.error,
+                "completed_at": self.ts(state.completed_at),
                 "updated_at": stamp,
             }
-            for row, stamp in changes
+            for lora_id, state, stamp in changes
         ]
         if params:
             cursor.executemany(sql, params)

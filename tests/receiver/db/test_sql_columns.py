@@ -7,7 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 from types import ModuleType
 
-from receiver.db.models import metadata
+from receiver.db.models import LoraState, metadata
 from receiver.db.sql import intake, loras, tasks
 
 # Every column list in receiver/db/sql: the table it names columns of, and whether an INSERT
@@ -65,7 +65,7 @@ def test_raw_sql_column_lists_name_their_tables_columns() -> None:
 def test_rows_read_by_position_have_their_column_lists_fields() -> None:
     """The row classes built from SELECTs by position list the same columns in the same order."""
     assert tuple(f.name for f in fields(intake.JobRow)) == ("id", *intake.JOB_STATE_COLUMNS)
-    assert tuple(f.name for f in fields(loras.LoraRow)) == ("id", *loras.LORA_STATE_COLUMNS)
+    assert tuple(f.name for f in fields(LoraState)) == loras.LORA_STATE_COLUMNS
     assert tuple(f.name for f in fields(tasks.LoraEventRow)) == (
         "id",
         *tasks.LORA_EVENT_COLUMNS,
