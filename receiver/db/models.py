@@ -97,6 +97,10 @@ class Job(SQLModel, table=True):
     # When reconciliation last asked Apiframe about this job (it asks again only after the
     # modality's wait, so a stuck job costs one request per wait, not one per sweep).
     polled_at: datetime | None = _ts(nullable=True)
+    # How many files the job's result names (``handlers.download.find_assets``), set with the
+    # terminal event; NULL before it. Stored files are the ``assets`` rows: together they say
+    # whether the job was captured.
+    files_expected: int | None = None
 
 
 class Delivery(SQLModel, table=True):
@@ -121,6 +125,9 @@ class Delivery(SQLModel, table=True):
     key_derivation: str | None = Field(default=None, max_length=8)
     remote_addr: str | None = Field(default=None, max_length=64)
     body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # What the intake inferred or set aside in the stored body, comma-separated
+    # (``event_inferred``, an odd optional value made null, ...); NULL when nothing was.
+    flags: str | None = Field(default=None, max_length=300)
 
 
 @dataclass(frozen=True, slots=True)
