@@ -1,6 +1,6 @@
 """The plugin API: what a framehook handler is, what it receives and what it may raise."""
 
-from handlers._assets import Asset, AssetLog
+from handlers._assets import Asset, AssetLog, AssetRepair
 from handlers._context import HandlerContext
 from handlers._event import JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
 from handlers._handler import Handler, wants
@@ -11,6 +11,7 @@ from handlers._transport import safe_client
 __all__ = [
     "Asset",
     "AssetLog",
+    "AssetRepair",
     "FetchPolicy",
     "Handler",
     "HandlerContext",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Asset", "AssetLog"]
+__all__ = ["Asset", "AssetLog", "AssetRepair"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -16,9 +16,11 @@ class Asset:
     Attributes:
         job_id: Apiframe's job id.
         position: 1-based place of the file in the job's result, in a fixed order (images,
-            grid, video(s), then per track its audio and cover); one asset per position.
-        kind: ``image``, ``grid``, ``video``, ``audio``, ``cover`` (or ``file`` for a
-            string result whose type the URL does not tell).
+            grid, video(s), per track its audio and cover, then every other URL in document
+            order); one asset per position.
+        kind: what the result promised (``image``, ``grid``, ``video``, ``audio``,
+            ``cover``), or, for a file only its bytes could tell, what they are (``image``,
+            ``video``, ``audio``).
         source_url: where it was fetched, without its query string (signed CDN URLs carry
             credentials there).
         key: the storage key it is stored under.
@@ -58,4 +60,20 @@ class AssetLog(Protocol):
     async def record(self, asset: Asset) -> Asset:
         """Record ``asset``; if its (job, position) is already recorded, keep the first and
         return it (two workers that raced store one record)."""
+        ...
+
+
+@runtime_checkable
+class AssetRepair(Protocol):
+    """An asset log that can correct a record (framehook's database can).
+
+    The ``download`` handler uses it when a recorded file was found missing or altered in
+    storage and was stored again: the new record replaces the stale one. With a log that
+    cannot, the stale record stays (and the file is checked, and fetched, again next time).
+    """
+
+    async def replace(self, stale: Asset, fresh: Asset) -> Asset:
+        """Put ``fresh`` in the place of ``stale`` (same job and position) and return it; if
+        the place no longer holds ``stale`` (another worker repaired it first), keep what it
+        holds and return that."""
         ...

@@ -210,6 +210,16 @@ class MemoryAssets:
         """Record ``asset`` unless its position is taken; return the kept one."""
         return self.records.setdefault((asset.job_id, asset.position), asset)
 
+    async def replace(self, stale: Asset, fresh: Asset) -> Asset:
+        """Put ``fresh`` in ``stale``'s place unless another record took it first (the
+        ``AssetRepair`` contract, as the database keeps it); return the kept one."""
+        place = (stale.job_id, stale.position)
+        current = self.records.get(place)
+        if current is not None and current != stale:
+            return current
+        self.records[place] = fresh
+        return fresh
+
 
 def _refuse_network(request: httpx.Request) -> httpx.Response:
     raise httpx.ConnectError(

@@ -126,6 +126,16 @@ class ObjectStoreStorage:
             raise self._failed("look up", key, exc) from exc
         return True
 
+    async def size(self, key: str) -> int | None:
+        key = self._key(key)
+        try:
+            meta = await self._store.head_async(key)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._failed("look up", key, exc) from exc
+        return int(meta["size"])
+
     async def open(self, key: str) -> AsyncIterator[bytes]:
         key = self._key(key)
         try:

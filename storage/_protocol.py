@@ -51,6 +51,17 @@ class Storage(Protocol):
         """Whether an object is stored under ``key``."""
         ...
 
+    async def size(self, key: str) -> int | None:
+        """The size in bytes of the object under ``key``, or ``None`` if nothing is stored
+        there, without reading it (the ``download`` handler checks a recorded file with it
+        before it reads the bytes to hash them).
+
+        Raises:
+            InvalidKey: the key is empty, absolute, or escapes the store.
+            StorageError: the backend failed.
+        """
+        ...
+
     def open(self, key: str) -> AsyncIterator[bytes]:
         """Stream the object under ``key``.
 

@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, BinaryIO
 
 import anyio
@@ -69,6 +70,10 @@ class LocalStorage:
         path = self._path(key)
         return await anyio.to_thread.run_sync(path.is_file)
 
+    async def size(self, key: str) -> int | None:
+        path = self._path(key)
+        return await anyio.to_thread.run_sync(_file_size, path)
+
     async def open(self, key: str) -> AsyncIterator[bytes]:
         path = self._path(key)
         try:
@@ -85,6 +90,14 @@ class LocalStorage:
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        stat = path.stat()
+    except (FileNotFoundError, NotADirectoryError):  # or a file where a directory would be
+        return None
+    return stat.st_size if S_ISREG(stat.st_mode) else None
 
 
 def _write(out: BinaryIO, digest: Any, chunk: bytes) -> None:

@@ -35,6 +35,10 @@ class MemoryStorage:
     async def exists(self, key: str) -> bool:
         return clean_key(key) in self.objects
 
+    async def size(self, key: str) -> int | None:
+        stored = self.objects.get(clean_key(key))
+        return None if stored is None else len(stored[0])
+
     async def open(self, key: str) -> AsyncIterator[bytes]:
         key = clean_key(key)
         if key not in self.objects:

@@ -19,8 +19,9 @@ from handlers._context import HandlerContext
 from handlers._event import JobEvent
 from handlers._safety import UnsafeURL
 from handlers._signals import retry_after
-from handlers.download._content import HEAD_BYTES, ContentMismatch, check_content, extension_for
-from handlers.download._options import DownloadOptions, render_key
+from handlers.download._content import HEAD_BYTES, ContentMismatch, check_content
+from handlers.download._keys import render_key
+from handlers.download._options import DownloadOptions
 from handlers.download._result import AssetRef, public_url
 from storage import InvalidKey, StorageError
 
@@ -39,7 +40,8 @@ class AssetFailure(Exception):
     Attributes:
         ref: which file.
         reason: why, for the task's last error.
-        permanent: retrying cannot help (expired, refused, too large).
+        permanent: retrying cannot help (expired, refused, too large, or wrong content
+            a second time).
         retry_after: the server asked to wait this long (429/503 ``Retry-After``).
     """
 
@@ -82,6 +84,8 @@ async def capture(
             return await _fetch_and_store(ref, event, ctx, options, handler)
     except UnsafeURL as exc:
         raise fail(f"refused: {exc.reason}", permanent=True) from exc
+    except httpx.InvalidURL as exc:
+        raise fail(f"invalid URL: {exc}", permanent=True) from exc
     except TimeoutError as exc:
         raise fail(f"took longer than {options.timeout_seconds:g} s") from exc
     except httpx.TimeoutException as exc:
@@ -89,7 +93,8 @@ async def capture(
     except httpx.TransportError as exc:
         raise fail(f"{type(exc).__name__}: {exc}") from exc
     except ContentMismatch as exc:
-        raise fail(f"not a valid file: {exc}") from exc
+        # An error page served as 200 can be a CDN's passing state: one more try, not eight.
+        raise fail(f"not a valid file: {exc}", permanent=ctx.attempt >= 2) from exc
     except _TooLarge as exc:
         raise fail(str(exc), permanent=True) from exc
     except _Truncated as exc:
@@ -118,20 +123,20 @@ async def _fetch_and_store(
             )
         raw = _read_ahead(_coalesced(response.aiter_raw(), options.chunk_bytes), READ_AHEAD)
         head = await _read_head(raw)
-        content_type = check_content(head, ref.kind)
-        kind = content_type.split("/", 1)[0] if ref.kind == "file" else ref.kind
+        media = check_content(head, ref.kind)
+        kind = media.family if ref.kind == "file" else ref.kind
         key = render_key(
             options.key_template,
             job_id=event.job_id,
             kind=kind,
             n=ref.n,
             position=ref.position,
-            ext=extension_for(content_type, ref.url_extension),
+            ext=media.extension,
             model=event.job.model,
             day=event.job.completed_at or event.received_at,
         )
         body = _body(head, raw, declared, options.max_bytes)
-        stored = await ctx.storage.put(key, body, content_type)
+        stored = await ctx.storage.put(key, body, media.content_type)
     return Asset(
         job_id=event.job_id,
         position=ref.position,
@@ -140,7 +145,7 @@ async def _fetch_and_store(
         key=stored.key,
         storage_uri=stored.uri,
         size=stored.size,
-        content_type=content_type,
+        content_type=media.content_type,
         sha256=stored.sha256,
         stored_at=datetime.now(UTC),
         handler=handler,

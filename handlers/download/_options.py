@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import string
-from datetime import UTC, datetime
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DownloadOptions", "render_key"]
+__all__ = ["DownloadOptions"]
 
 KEY_FIELDS = frozenset({"job_id", "kind", "n", "position", "ext", "model", "date"})
 
@@ -17,9 +16,12 @@ class DownloadOptions(BaseSettings):
     """How assets are captured.
 
     Attributes:
-        key_template: where a file is stored, from ``{job_id}``, ``{kind}``, ``{n}`` (1-based
-            within its kind), ``{position}`` (1-based in the result), ``{ext}``, ``{model}`` and
-            ``{date}`` (the job's completion date, ``YYYY-MM-DD``).
+        key_template: where a file is stored, from ``{job_id}`` (encoded as one path segment,
+            so distinct job ids never share a key: ``handlers.download._keys``), ``{kind}``,
+            ``{n}`` (1-based within its kind for a file of a documented shape; for any other,
+            its position), ``{position}`` (1-based in the result), ``{ext}``, ``{model}``
+            (encoded like the job id) and ``{date}`` (the job's completion date,
+            ``YYYY-MM-DD``).
         max_bytes: a larger file fails permanently (declared or counted while streaming).
         concurrency: files downloaded at once by one worker (all jobs together).
         chunk_bytes: read and write size while streaming.
@@ -66,27 +68,3 @@ class DownloadOptions(BaseSettings):
                 "without them, a job's files would share a key"
             )
         return template
-
-
-def render_key(
-    template: str,
-    *,
-    job_id: str,
-    kind: str,
-    n: int,
-    position: int,
-    ext: str,
-    model: str | None,
-    day: datetime,
-) -> str:
-    """The storage key for one file (the storage backend validates it); ``day`` gives
-    ``{date}``."""
-    return template.format(
-        job_id=job_id,
-        kind=kind,
-        n=n,
-        position=position,
-        ext=ext,
-        model=model or "unknown",
-        date=day.astimezone(UTC).date().isoformat(),
-    )

@@ -1,22 +1,35 @@
 """Finding the files in a job's ``result``, whatever its shape.
 
-Apiframe's ``result`` is either a URL string (older jobs) or an object whose keys depend on the
-modality (``../reference``: images + gridUrl, videoUrl, videos, tracks with audio and cover).
-Files are numbered in one fixed order, so the same result always gives the same positions and
-keys: a retry or a replay lands on the same names.
+Apiframe documents ``result`` as a URL string (older jobs) or an object whose keys depend on
+the modality (``images`` + ``gridUrl``, ``videoUrl``, ``videos``, ``tracks`` with audio and
+cover), but its spec gives no schema, and its models return other shapes too (an array of
+tracks or of URLs, ``{"imageUrl": …}``, ``{"images": [{"url": …}]}``, keys nobody has seen).
+So every http(s) URL anywhere in the result is a file, numbered in two passes:
+
+1. The documented shapes, in their fixed order (``images``, ``gridUrl``, ``videoUrl``,
+   ``videos``, then per track its ``audioUrl`` and ``imageUrl``; or a string result), keep the
+   kind they promise and their number within it: ``image-1``, ``grid-1``, ``video-1``,
+   ``audio-1``, ``cover-1``, at the positions they always had.
+2. Every other http(s) URL, at any depth, in document order, follows. Its kind is only known
+   from its bytes (``file`` until then), so its number ``n`` is its position: it never depends
+   on what another file turned out to be, or whether it could be fetched. Its ``{kind}-{n}``
+   cannot meet a documented file's, whose number is at most the count of pass 1.
+
+The same result always gives the same positions and keys: a retry, a replay or a poll lands on
+the same names. A URL named twice is one file, at its first place (in pass 1 the repeat's place
+stays counted, so the files after it keep the numbers they always had).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["AssetRef", "find_assets", "public_url"]
+__all__ = ["AssetRef", "count_files", "find_assets", "public_url"]
 
-# Keys whose URLs are captured; anything else that holds a URL is logged, not fetched.
-KNOWN_KEYS = frozenset({"images", "gridUrl", "videoUrl", "videos", "tracks"})
 _EXTENSION_KINDS = {
     "png": "image",
     "jpg": "image",
@@ -32,13 +45,19 @@ _EXTENSION_KINDS = {
     "ogg": "audio",
     "flac": "audio",
 }
+_HTTP_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+# Strings that are URLs of a scheme the handler does not fetch: reported (by scheme only: a
+# data: URI can be megabytes), not captured.
+_OTHER_URL = re.compile(r"([a-z][a-z0-9+.-]*)://\S*|(data):\S*", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
 class AssetRef:
     """A file named in a result, not fetched yet.
 
-    ``position`` is 1-based over the whole result; ``n`` is 1-based within its kind.
+    ``position`` is 1-based over the whole result. ``kind`` is what the result promises
+    (``image``, ``grid``, ``video``, ``audio``, ``cover``), or ``file`` when only the bytes can
+    tell. ``n`` is 1-based within its kind for a promised kind, else the position.
     """
 
     position: int
@@ -49,69 +68,95 @@ class AssetRef:
     @property
     def url_extension(self) -> str | None:
         """The extension the URL's path ends in (``png``), lower-case, if any."""
-        path = urlsplit(self.url).path
-        name = path.rsplit("/", 1)[-1]
-        if "." not in name:
-            return None
-        extension = name.rsplit(".", 1)[-1].lower()
-        return extension if extension.isalnum() and len(extension) <= 5 else None
+        return _url_extension(self.url)
+
+
+def _url_extension(url: str) -> str | None:
+    try:
+        name = urlsplit(url).path.rsplit("/", 1)[-1]
+    except ValueError:  # not a URL that parses: it has no extension
+        return None
+    if "." not in name:
+        return None
+    extension = name.rsplit(".", 1)[-1].lower()
+    return extension if extension.isalnum() and len(extension) <= 5 else None
 
 
 def public_url(url: str) -> str:
     """``url`` without its query string and fragment (signed URLs carry credentials there)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an invalid URL ("https://[::1"): the error says so, not the URL
+        return "<invalid URL>"
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def _urls(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _urls(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _urls(item)
-
-
-def _looks_like_url(text: str) -> bool:
-    return text.startswith(("https://", "http://"))
-
-
 def find_assets(result: Any) -> tuple[list[AssetRef], list[str]]:
-    """The files to capture from ``result``, in position order, and the keys of the result
-    that hold URLs this handler does not capture (to be logged)."""
+    """The files ``result`` names, by position, and the schemes of URLs in it that are not
+    fetched (``data``, ``s3``; sorted, for the log).
+
+    Pure and linear in the size of ``result``, at any depth (no recursion).
+    """
     refs: list[AssetRef] = []
+    seen: set[str] = set()
+    slots = 0
     per_kind: dict[str, int] = {}
 
-    def add(kind: str, url: Any) -> None:
-        if not isinstance(url, str) or not url.strip():
+    def promised(kind: str, value: Any) -> None:
+        nonlocal slots
+        if not isinstance(value, str) or not value.strip():
             return
+        url = value.strip()
+        slots += 1
         per_kind[kind] = per_kind.get(kind, 0) + 1
-        refs.append(AssetRef(len(refs) + 1, kind, per_kind[kind], url.strip()))
+        if url not in seen:
+            seen.add(url)
+            refs.append(AssetRef(slots, kind, per_kind[kind], url))
 
     if isinstance(result, str):
-        ref = AssetRef(0, "file", 0, result)
-        add(_EXTENSION_KINDS.get(ref.url_extension or "", "file"), result)
-        return refs, []
-    if not isinstance(result, dict):
-        return refs, []
-    for url in _list(result.get("images")):
-        add("image", url)
-    add("grid", result.get("gridUrl"))
-    add("video", result.get("videoUrl"))
-    for url in _list(result.get("videos")):
-        add("video", url)
-    for track in _list(result.get("tracks")):
-        if isinstance(track, dict):
-            add("audio", track.get("audioUrl"))
-            add("cover", track.get("imageUrl"))
-    ignored = sorted(
-        key
-        for key, value in result.items()
-        if key not in KNOWN_KEYS and any(_looks_like_url(u) for u in _urls(value))
-    )
-    return refs, ignored
+        promised(_EXTENSION_KINDS.get(_url_extension(result.strip()) or "", "file"), result)
+    elif isinstance(result, dict):
+        for url in _list(result.get("images")):
+            promised("image", url)
+        promised("grid", result.get("gridUrl"))
+        promised("video", result.get("videoUrl"))
+        for url in _list(result.get("videos")):
+            promised("video", url)
+        for track in _list(result.get("tracks")):
+            if isinstance(track, dict):
+                promised("audio", track.get("audioUrl"))
+                promised("cover", track.get("imageUrl"))
+    others: set[str] = set()
+    for text in _strings(result):
+        url = text.strip()
+        if url in seen:
+            continue
+        if _HTTP_URL.fullmatch(url):
+            seen.add(url)
+            slots += 1
+            refs.append(AssetRef(slots, "file", slots, url))
+        elif match := _OTHER_URL.fullmatch(url):
+            others.add((match.group(1) or match.group(2)).lower())
+    return refs, sorted(others)
+
+
+def count_files(result: Any) -> int:
+    """How many files ``result`` names (each distinct URL once): what the download handler
+    stores for a job once it is captured whole."""
+    return len(find_assets(result)[0])
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in ``value``, in document order, however deep (an explicit stack)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(reversed(item.values()))
 
 
 def _list(value: Any) -> list[Any]:

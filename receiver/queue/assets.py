@@ -1,4 +1,6 @@
-"""The asset log handlers record captures in (``handlers.AssetLog``), kept in the database."""
+"""The asset log handlers record captures in (``handlers.AssetLog``), kept in the database;
+it can also replace a stale record (``AssetRepair``), which the download handler does when a
+recorded file was found missing or altered in storage and stored again."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def _asset(row: Any) -> Asset:
 
 
 class DatabaseAssets:
-    """``AssetLog`` over the ``assets`` table, for one handler's records.
+    """``AssetLog`` (and ``AssetRepair``) over the ``assets`` table, for one handler's records.
 
     Args:
         engine: the database.
@@ -56,6 +58,17 @@ class DatabaseAssets:
     async def record(self, asset: Asset) -> Asset:
         """Record ``asset`` unless its position is recorded already; return the kept one."""
         return await anyio.to_thread.run_sync(self._write, asset)
+
+    async def replace(self, stale: Asset, fresh: Asset) -> Asset:
+        """Put ``fresh`` in the place of ``stale`` unless the place holds another record by
+        now (a racing worker's repair: kept); return what the place holds.
+
+        Raises:
+            ValueError: ``fresh`` is not for ``stale``'s job and position.
+        """
+        if (fresh.job_id, fresh.position) != (stale.job_id, stale.position):
+            raise ValueError("a record can only be replaced by one for its job and position")
+        return await anyio.to_thread.run_sync(self._swap, stale, fresh)
 
     def _query(self, job_id: str) -> Any:
         a = _assets
@@ -85,5 +98,35 @@ class DatabaseAssets:
                 self._query(asset.job_id).where(a.c.position == asset.position)
             ).one()
         if inserted and self.metrics is not None:
+            self.metrics.downloaded(kept.size)
+        return _asset(kept)
+
+    def _swap(self, stale: Asset, fresh: Asset) -> Asset:
+        values = {name: getattr(fresh, name) for name in _FIELDS}
+        values["handler"] = self.handler
+        a = _assets
+        # Compare and swap in one statement: the row changes only while it is still the stale
+        # record, so of two workers repairing one file, the first one's record stays. The row
+        # keeps its id (links to its content stay valid).
+        update = (
+            a.update()
+            .where(
+                a.c.job_id == stale.job_id,
+                a.c.handler == self.handler,
+                a.c.position == stale.position,
+                a.c.key == stale.key,
+                a.c.size == stale.size,
+                a.c.sha256 == stale.sha256,
+            )
+            .values(values)
+        )
+        with writing(self.engine) as connection:
+            replaced = connection.execute(update).rowcount == 1
+            kept = connection.execute(
+                self._query(stale.job_id).where(a.c.position == stale.position)
+            ).first()
+        if kept is None:  # the record was deleted meanwhile: this is a first record again
+            return self._write(fresh)
+        if replaced and self.metrics is not None:
             self.metrics.downloaded(kept.size)
         return _asset(kept)

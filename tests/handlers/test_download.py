@@ -4,112 +4,17 @@ client: every fixture captured, and every way a CDN can misbehave."""
 from __future__ import annotations
 
 import hashlib
-import ssl
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
-import structlog
 import trustme
 
-from handlers import (
-    FetchPolicy,
-    HandlerContext,
-    JobEvent,
-    PermanentFailure,
-    RetryLater,
-    safe_client,
-)
-from handlers.download import CaptureIncomplete, DownloadHandler, DownloadOptions, find_assets
-from handlers.testing import MemoryAssets, event_from_payload, sample_names, sample_payload
-from storage import LocalStorage
+from handlers import JobEvent, PermanentFailure, RetryLater
+from handlers.download import CaptureIncomplete, find_assets
+from handlers.testing import sample_names, sample_payload
+from tests.handlers.conftest import Capture, serve_result
 from tests.support.cdn import FakeCdn, Route
 from tests.support.media import media_bytes
-
-CDN_HOSTS = ("cdn2.apiframe.ai", "cdn.apiframe.ai")
-
-
-@pytest.fixture
-def cdn(ca: trustme.CA) -> Iterator[FakeCdn]:
-    """An https CDN on loopback with a certificate for Apiframe's CDN host names."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*CDN_HOSTS).configure_cert(context)
-    yield from FakeCdn(tls=context).serving()
-
-
-class Capture:
-    """Runs the handler as a worker would: local storage, an asset log, the safe client."""
-
-    def __init__(self, cdn: FakeCdn, ca: trustme.CA, root: Path, **options: Any) -> None:
-        self.cdn = cdn
-        self.ca = ca
-        self.storage = LocalStorage(root)
-        self.root = root
-        self.assets = MemoryAssets()
-        self.handler = DownloadHandler(DownloadOptions(**options))
-        self.read_timeout = 5.0
-
-    def url(self, path: str, host: str = "cdn2.apiframe.ai") -> str:
-        return f"https://{host}:{self.cdn.port}{path}"
-
-    def event(self, result: Any, **fields: Any) -> JobEvent:
-        body = {"event": "completed", "jobId": "job-1", "model": "m", "result": result}
-        return event_from_payload({**body, **fields})
-
-    async def run(self, event: JobEvent) -> None:
-        tls = ssl.create_default_context()
-        self.ca.configure_trust(tls)
-        policy = FetchPolicy(
-            hosts=("*.apiframe.ai",),
-            allow_networks=("127.0.0.0/8",),
-            read_timeout=self.read_timeout,
-        )
-        # The CDN's names resolve to loopback here, as a hosts file would map them.
-        client = safe_client(policy, resolver=lambda _host: ["127.0.0.1"], ssl_context=tls)
-        context = HandlerContext(
-            task_id=1,
-            attempt=1,
-            log=structlog.get_logger("test"),
-            storage=self.storage,
-            http=client,
-            assets=self.assets,
-        )
-        try:
-            await self.handler(event, context)
-        finally:
-            await client.aclose()
-
-    def files(self) -> dict[str, bytes]:
-        """Every file under the store's root (hidden temporary ones included)."""
-        return {
-            str(p.relative_to(self.root)): p.read_bytes()
-            for p in sorted(self.root.rglob("*"))
-            if p.is_file()
-        }
-
-
-@pytest.fixture
-def capture(cdn: FakeCdn, ca: trustme.CA, tmp_path: Path) -> Capture:
-    return Capture(cdn, ca, tmp_path / "assets")
-
-
-def serve_result(capture: Capture, result: Any) -> tuple[Any, dict[str, bytes]]:
-    """Point ``result``'s URLs at the loopback CDN (same host, its port) and serve a real file
-    of the URL's type at each path; return the rewritten result and the bytes by URL path."""
-    served: dict[str, bytes] = {}
-    refs, _ = find_assets(result)
-    text = orjson.dumps(result).decode()
-    for ref in refs:
-        path = "/" + ref.url.split("/", 3)[3]
-        ext = ref.url_extension or "png"
-        served[path] = media_bytes(ext, 50_000 + ref.position, seed=ref.position)
-        capture.cdn.route(path, Route(served[path]))
-    for host in CDN_HOSTS:
-        text = text.replace(f"https://{host}/", f"https://{host}:{capture.cdn.port}/")
-    return orjson.loads(text), served
-
 
 COMPLETED = [n for n in sample_names() if n.startswith("completed-")]
 

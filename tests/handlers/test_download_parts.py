@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from handlers import retry_after
 from handlers.download import DownloadOptions, find_assets
-from handlers.download._content import ContentMismatch, check_content, extension_for
-from handlers.download._options import render_key
+from handlers.download._content import ContentMismatch, check_content
+from handlers.download._keys import render_key
 from handlers.testing import sample_names, sample_payload
 from tests.support.media import media_bytes
 
@@ -25,7 +25,7 @@ EXPECTED = {
     "completed-midjourney-video": ["video"] * 4,
     "completed-suno": ["audio", "cover", "audio"],
     "completed-suno-stems": ["audio", "audio"],
-    "completed-extra-fields": ["image"],
+    "completed-extra-fields": ["image", "file"],
 }
 
 
@@ -37,23 +37,28 @@ def test_every_completed_sample_is_covered_here() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_files_are_found_in_every_result_shape_in_a_fixed_order(name: str) -> None:
     """images, grid, videoUrl, videos, track audio and covers, a string: kinds, positions and
-    per-kind numbers, every URL exactly once."""
+    per-kind numbers (a ``file``'s number is its position), every URL exactly once."""
     result = sample_payload(name)["result"]
     refs, _ = find_assets(result)
     assert [r.kind for r in refs] == EXPECTED[name]
     assert [r.position for r in refs] == list(range(1, len(refs) + 1))
-    for kind in set(EXPECTED[name]):
+    for kind in set(EXPECTED[name]) - {"file"}:
         assert [r.n for r in refs if r.kind == kind] == list(
             range(1, EXPECTED[name].count(kind) + 1)
         )
+    assert all(r.n == r.position for r in refs if r.kind == "file")
     assert find_assets(result) == (refs, find_assets(result)[1])  # deterministic
 
 
-def test_unknown_keys_holding_urls_are_reported_not_fetched() -> None:
-    """``thumbnails`` (unknown) holds URLs: reported; ``seed`` (a number) is not."""
+def test_unknown_keys_holding_urls_are_captured_after_the_documented_ones() -> None:
+    """``thumbnails`` (unknown) holds a URL: a file whose kind its bytes will tell, after the
+    images; ``seed`` (a number) is nothing."""
     refs, ignored = find_assets(sample_payload("completed-extra-fields")["result"])
-    assert ignored == ["thumbnails"]
-    assert all("thumb" not in r.url for r in refs)
+    assert ignored == []
+    assert [(r.position, r.kind, r.n, r.url.endswith("-thumb.jpeg")) for r in refs] == [
+        (1, "image", 1, False),
+        (2, "file", 2, True),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -85,7 +90,7 @@ def test_a_string_result_takes_its_kind_from_the_extension() -> None:
 )
 def test_real_media_bytes_pass_the_content_check(kind: str, ext: str, mime: str) -> None:
     """The first bytes of each media type are recognised as that type."""
-    assert check_content(media_bytes(ext, 10_000)[:4096], kind) == mime
+    assert check_content(media_bytes(ext, 10_000)[:4096], kind).content_type == mime
 
 
 @pytest.mark.parametrize(
@@ -111,11 +116,10 @@ def test_a_video_is_not_accepted_where_an_image_was_promised() -> None:
         check_content(media_bytes("mp4", 4096), "image")
 
 
-def test_extensions_come_from_the_checked_type_then_the_url() -> None:
-    """``image/jpeg`` is ``jpg``; an unmapped type falls back to the URL's, then ``bin``."""
-    assert extension_for("image/jpeg", "jpeg") == "jpg"
-    assert extension_for("image/x-unknown", "tif") == "tif"
-    assert extension_for("image/x-unknown", None) == "bin"
+def test_extensions_come_from_the_checked_type() -> None:
+    """JPEG bytes are stored as ``jpg``, WAV as ``wav``, whatever the URL says (or not)."""
+    assert check_content(media_bytes("jpeg", 100), "image").extension == "jpg"
+    assert check_content(media_bytes("wav", 100), "file").extension == "wav"
 
 
 def test_the_default_key_is_job_kind_number_extension() -> None:

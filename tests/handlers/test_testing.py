@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from handlers import HandlerContext, JobEvent
+from handlers import Asset, AssetRepair, HandlerContext, JobEvent
 from handlers.testing import (
+    MemoryAssets,
     make_context,
     run,
     sample_event,
@@ -96,3 +97,31 @@ def test_make_context_defaults() -> None:
     assert context.attempt == 3
     assert isinstance(context.storage, MemoryStorage)
     assert not context.http.is_closed
+
+
+def _asset(sha256: str) -> Asset:
+    return Asset(
+        job_id="job-1",
+        position=1,
+        kind="image",
+        source_url="https://cdn2.apiframe.ai/a.png",
+        key="job-1/image-1.png",
+        storage_uri="memory://testing/job-1/image-1.png",
+        size=3,
+        content_type="image/png",
+        sha256=sha256,
+        stored_at=datetime(2026, 12, 3, tzinfo=UTC),
+    )
+
+
+@pytest.mark.anyio
+async def test_memory_assets_repair_a_stale_record_unless_another_repair_came_first() -> None:
+    """MemoryAssets keeps the AssetRepair contract: the fresh record replaces the stale one, and
+    a repair of a record already replaced keeps the one that got there first."""
+    log = MemoryAssets()
+    assert isinstance(log, AssetRepair)
+    stale, fresh, late = _asset("a" * 64), _asset("b" * 64), _asset("c" * 64)
+    await log.record(stale)
+    assert await log.replace(stale, fresh) == fresh
+    assert await log.replace(stale, late) == fresh
+    assert await log.assets("job-1") == [fresh]

@@ -78,6 +78,27 @@ async def test_overwrite_and_delete(store: Storage) -> None:
 
 
 @pytest.mark.anyio
+async def test_size_is_the_stored_objects_and_none_without_one(store: Storage) -> None:
+    """``size`` reads the object's size without its bytes: what the put stored, the new size
+    after an overwrite, ``None`` for a missing key and after a delete."""
+    assert await store.size("job-1/video-1.mp4") is None
+    first = await store.put("job-1/video-1.mp4", stream(os.urandom(70_000), b"tail"))
+    assert await store.size("job-1/video-1.mp4") == first.size == 70_004
+    await store.put("job-1/video-1.mp4", stream(b""))
+    assert await store.size("job-1/video-1.mp4") == 0
+    await store.delete("job-1/video-1.mp4")
+    assert await store.size("job-1/video-1.mp4") is None
+    assert await store.size("job-1") is None  # a "directory" is no object
+
+
+@pytest.mark.anyio
+async def test_size_refuses_keys_outside_the_store(store: Storage) -> None:
+    """``size`` validates keys as ``put`` does."""
+    with pytest.raises(InvalidKey):
+        await store.size("../escape.bin")
+
+
+@pytest.mark.anyio
 async def test_missing_object_raises_object_not_found(store: Storage) -> None:
     """Opening a key with nothing under it is ObjectNotFound."""
     with pytest.raises(ObjectNotFound):
