@@ -5,7 +5,10 @@ is the ``jobs`` table itself: a job has one row, whose terminal state and credit
 once, by the first terminal event accepted (webhook or poll), so a duplicate, a conflicting
 second terminal event, any reordering or a reconciliation poll can never charge a job twice.
 Totals group by the job's model, or by the UTC day it ended (Apiframe's ``completedAt``, else
-when framehook recorded the end). A completed event without ``creditCost`` counts 0.
+when framehook recorded the end). A completed event without ``creditCost`` counts 0, and so
+does a cost outside ``0..MAX_CREDIT_COST`` (the intake stores none since it makes such a value
+null, but rows written before it did may hold ``1e308``, and two of those overflow the sum: the
+query must answer whatever the table holds).
 
 ``framehook credits`` (``receiver.cli.credits``), ``GET /api/credits`` and the dashboard read
 :func:`credit_totals`; ``framehook_credits_total{model}`` counts the same charges as they are
@@ -16,14 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sqlalchemy import Connection, String, and_, case, func, select
 
+from receiver.apiframe.fields import MAX_CREDIT_COST
 from receiver.db.models import Job, metadata
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "GROUPINGS",
@@ -111,9 +112,9 @@ def credit_totals(
     ended = func.coalesce(j.c.completed_at, j.c.updated_at)
     completed = j.c.status == "COMPLETED"
     key = j.c.model if by == "model" else _day(connection, ended)
-    credits = func.coalesce(
-        func.sum(case((and_(completed, j.c.credit_cost > 0), j.c.credit_cost), else_=0)), 0
-    )
+    # Both bounds leave out NaN and infinities too (PostgreSQL sorts NaN above every number).
+    chargeable = and_(completed, j.c.credit_cost > 0, j.c.credit_cost <= MAX_CREDIT_COST)
+    credits = func.coalesce(func.sum(case((chargeable, j.c.credit_cost), else_=0)), 0)
     query = (
         select(
             key.label("key"),

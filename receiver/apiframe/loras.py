@@ -121,7 +121,10 @@ def _usable_id(value: Any) -> str | None:
 def _text(value: Any, limit: int | None = None) -> str | None:
     if value is None:
         return None
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    try:
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    except TypeError:  # nested deeper than orjson writes: nothing readable to keep
+        return None
     text = text.strip()
     if not text:
         return None
@@ -161,7 +164,9 @@ def _locate(
     found = _usable_id(data.get("id"))
     if found is None:
         return None
-    terminal = str(data.get("event", "")).strip().lower() in ("completed", "failed")
+    # Not ``str()`` of any value: that recurses through a deeply nested one.
+    event = data.get("event")
+    terminal = isinstance(event, str) and event.strip().lower() in ("completed", "failed")
     if terminal and not any(key in data for key in _JOB_ONLY):
         return found, data
     return (found, data) if _marked(data, found, data) else None

@@ -1,8 +1,10 @@
 """The job state machine: pure, so any order of events can be checked against it.
 
 Status only moves forward (``QUEUED → PROCESSING → COMPLETED | FAILED | CANCELLED``) and
-progress never decreases. The first terminal event wins: a later, different terminal event is a
-``conflict`` and a progress after a terminal one is ``stale``; neither changes anything.
+progress never decreases; a ``cancelled`` event (or a poll that finds the job ``CANCELLED``)
+ends a job as ``completed`` and ``failed`` do. The first terminal event wins: a later,
+different terminal event is a ``conflict`` and a progress after a terminal one is ``stale``;
+neither changes anything.
 A finished job reports progress 100 whatever ended it, so its state does not depend on which
 progress events happened to arrive before the terminal one.
 """
@@ -14,7 +16,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from receiver.apiframe.events import CompletedEvent, FailedEvent, ProgressEvent
+from receiver.apiframe.events import (
+    CancelledEvent,
+    CompletedEvent,
+    Event,
+    FailedEvent,
+    ProgressEvent,
+)
 
 __all__ = ["TERMINAL", "JobState", "JobStatus", "Transition", "Verdict", "apply"]
 
@@ -82,27 +90,33 @@ def _progress(state: JobState, event: ProgressEvent) -> Transition:
     return Transition(new, Verdict.ACCEPTED if new != state else Verdict.STALE)
 
 
-def _terminal(state: JobState, event: CompletedEvent | FailedEvent) -> Transition:
-    status = JobStatus.COMPLETED if isinstance(event, CompletedEvent) else JobStatus.FAILED
+_ENDS = {
+    CompletedEvent: JobStatus.COMPLETED,
+    FailedEvent: JobStatus.FAILED,
+    CancelledEvent: JobStatus.CANCELLED,
+}
+
+
+def _terminal(state: JobState, event: CompletedEvent | FailedEvent | CancelledEvent) -> Transition:
+    status = _ENDS[type(event)]
     if state.is_terminal:
         return Transition(state, Verdict.STALE if state.status is status else Verdict.CONFLICT)
-    new = replace(
-        state,
-        status=status,
-        progress=100,
-        model=state.model or event.model,
-        credit_cost=event.credit_cost,
-    )
+    new = replace(state, status=status, progress=100, model=state.model or event.model)
     if isinstance(event, CompletedEvent):
-        new = replace(new, result=event.result, completed_at=event.completed_at)
-    else:
-        new = replace(new, error=event.error)
+        new = replace(
+            new,
+            result=event.result,
+            credit_cost=event.credit_cost,
+            completed_at=event.completed_at,
+        )
+    elif isinstance(event, FailedEvent):
+        # Refunded, but the cost is kept as Apiframe reported it (the ledger counts it 0).
+        new = replace(new, error=event.error, credit_cost=event.credit_cost)
+    # A cancelled job produced nothing and is charged nothing: no result, error or cost.
     return Transition(new, Verdict.ACCEPTED)
 
 
-def apply(
-    state: JobState | None, event: ProgressEvent | CompletedEvent | FailedEvent
-) -> Transition:
+def apply(state: JobState | None, event: Event) -> Transition:
     """Apply one event to a job.
 
     Args:

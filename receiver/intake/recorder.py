@@ -18,18 +18,17 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from receiver.apiframe.events import CompletedEvent, FailedEvent, Kind, ProgressEvent
+from receiver.apiframe.events import Event, Kind, ProgressEvent
 from receiver.apiframe.loras import LoraNotice, lora_event_name
 from receiver.db.models import TaskStatus
 from receiver.db.sql.intake import IntakeSql, JobRow
 from receiver.db.sql.loras import LoraSql
 from receiver.intake.arrivals import Arrival, DeliveryOutcome, Receipt, Subscription
+from receiver.intake.files import files_expected
 from receiver.intake.job_state import JobState, JobStatus, Verdict, apply
 from receiver.intake.lora_state import LoraState, apply_lora
 
 __all__ = ["Arrival", "DeliveryOutcome", "Receipt", "Recorder", "Subscription"]
-
-Event = ProgressEvent | CompletedEvent | FailedEvent
 
 
 def _row_to_state(row: JobRow) -> JobState:
@@ -189,6 +188,8 @@ class Recorder:
                     "error": state.error,
                     "credit_cost": state.credit_cost,
                     "completed_at": state.completed_at,
+                    # Set once: a job's row changes no more after its terminal state.
+                    "files_expected": files_expected(j, state),
                     "updated_at": last_seen[j],
                 }
                 for j, state in states.items()
@@ -232,6 +233,7 @@ class Recorder:
             parsed.event_name,
             arrival.header_event,
             self._sql.flag(arrival.event_mismatch),
+            ",".join(parsed.flags) or None,
             outcome.value,
             parsed.dedupe_key,
             parsed.fingerprint,

@@ -138,6 +138,7 @@ class WebhookEndpoint:
             arrival.event_mismatch
             or parsed.problem is not None
             or receipt.outcome == DeliveryOutcome.CONFLICT
+            or any(flag != "event_inferred" for flag in parsed.flags)
         )
         (log.warning if unusual else log.info)(
             "delivery",
@@ -147,6 +148,7 @@ class WebhookEndpoint:
             webhook_event=parsed.event_name,
             header_event=arrival.header_event,
             event_mismatch=arrival.event_mismatch,
+            flags=",".join(parsed.flags) or None,
             outcome=receipt.outcome.value,
             reason=None if parsed.problem is None else parsed.problem.reason,
             delivery_id=receipt.delivery_id,

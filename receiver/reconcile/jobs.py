@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
+from receiver.apiframe.values import dumps
 
 __all__ = ["Waits", "created_at", "event_body", "is_news", "modality_of"]
 
@@ -46,7 +46,10 @@ class Waits:
 
 def event_body(job: dict[str, Any]) -> bytes | None:
     """The webhook Apiframe would have sent for a job resource in this state, or ``None``
-    when the state has no webhook (``QUEUED``, ``CANCELLED``, unknown)."""
+    when the state has no webhook (``QUEUED``, unknown).
+
+    A ``CANCELLED`` job becomes a ``cancelled`` event (Apiframe documents no webhook for it,
+    but the job has ended: without it, it would be looked up again after every wait)."""
     job_id, status = job.get("id"), job.get("status")
     if not isinstance(job_id, str):
         return None
@@ -62,11 +65,15 @@ def event_body(job: dict[str, Any]) -> bytes | None:
         }
     elif status == "FAILED":
         body |= {"event": "failed", "error": job.get("error")}
+    elif status == "CANCELLED":
+        body |= {"event": "cancelled"}
     elif status == "PROCESSING" and isinstance(job.get("progress"), int | float):
         body |= {"event": "progress", "progress": job["progress"]}
     else:
         return None
-    return orjson.dumps(body)
+    # Whatever the API answered, even a result nested deeper than orjson writes, is written:
+    # the intake sets such a value aside, where a failure here would fail every sweep.
+    return dumps(body)
 
 
 def created_at(job: dict[str, Any]) -> datetime | None:
@@ -80,15 +87,18 @@ def created_at(job: dict[str, Any]) -> datetime | None:
         return None
 
 
+_ENDED = ("COMPLETED", "FAILED", "CANCELLED")
+
+
 def is_news(job: dict[str, Any], known: tuple[str, int] | None) -> bool:
     """Whether a listed job tells framehook something (``known``: its status and progress)."""
     status = job.get("status")
     if known is None:
-        return status in ("COMPLETED", "FAILED", "PROCESSING")
+        return status in (*_ENDED, "PROCESSING")
     ours, progress = known
-    if ours in ("COMPLETED", "FAILED"):
+    if ours in _ENDED:
         return False
-    if status in ("COMPLETED", "FAILED"):
+    if status in _ENDED:
         return True
     theirs = job.get("progress")
     return isinstance(theirs, int | float) and theirs > progress

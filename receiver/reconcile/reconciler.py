@@ -152,8 +152,11 @@ class Reconciler:
         while True:
             page = await self.client.jobs(cursor=cursor, limit=page_size)
             fresh = [j for j in page.jobs if (created_at(j) or since) >= since]
-            known = await anyio.to_thread.run_sync(self._known, [str(j.get("id")) for j in fresh])
-            news = [j for j in fresh if is_news(j, known.get(str(j.get("id"))))]
+            # A job without a text id has no webhook to stand for (and str() of any value
+            # recurses through a deeply nested one).
+            ids = [job_id for j in fresh if isinstance(job_id := j.get("id"), str)]
+            known = await anyio.to_thread.run_sync(self._known, ids)
+            news = [j for j in fresh if j.get("id") in ids and is_news(j, known.get(j["id"]))]
             self._count(report, "listed", len(fresh))
             if news:
                 await self._record([b for j in news if (b := event_body(j)) is not None], report)

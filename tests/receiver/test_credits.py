@@ -20,6 +20,7 @@ from receiver import Settings
 from receiver.apiframe.client import ApiframeClient
 from receiver.cli.credits import render_credits, run_credits
 from receiver.credits import credit_totals, grouping
+from receiver.db.models import metadata
 from receiver.dev.fakeapi import Behaviour, create_fake_apiframe
 from receiver.intake.recorder import Recorder, Subscription
 from receiver.metrics import Metrics
@@ -209,3 +210,41 @@ def test_framehook_credits_prints_the_ledger(
         assert refused.returncode == 2
         assert "Traceback" not in refused.stderr
         assert bad[1] in refused.stderr
+
+
+def test_costs_stored_before_they_were_checked_count_zero_and_the_ledger_answers(
+    make_client: Callable[..., TestClient], db: Engine, make_settings: Callable[..., Settings]
+) -> None:
+    """Rows written before the intake refused such costs (1e308 twice, infinities, NaN,
+    negative) are charged 0: the totals, /api/credits and the CLI's table still answer, and
+    the valid jobs beside them still count."""
+    client = make_client(admin_token=TOKEN)
+    assert send(client, completed("ok", "midjourney", 16)) == "accepted"
+    odd = [1e308, 1e308, float("inf"), float("-inf"), -5.0]
+    if db.dialect.name == "postgresql":
+        odd.append(float("nan"))  # SQLite stores NaN as NULL
+    now = datetime.now(UTC)
+    jobs = metadata.tables["jobs"]
+    with db.begin() as connection:
+        connection.execute(
+            jobs.insert(),
+            [
+                {
+                    "id": f"odd-{n}",
+                    "status": "COMPLETED",
+                    "progress": 100,
+                    "model": "midjourney",
+                    "credit_cost": cost,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for n, cost in enumerate(odd)
+            ],
+        )
+    assert ledger(db) == [("midjourney", 1 + len(odd), 0, 16.0)]
+    assert ledger(db, "day")[-1][1:] == (len(odd), 0, 0.0)
+    for by in ("model", "day"):
+        answer = client.get(f"/api/credits?by={by}", headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["total"]["credits"] == 16
+    assert run_credits(make_settings(), None, "model").splitlines()[1].split()[-1] == "16"

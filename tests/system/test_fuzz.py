@@ -15,6 +15,9 @@ database before and after it:
   README's "What happens to a webhook" lists (202, 200, 400, and 413 past the limit), never a
   5xx, and the delivery stored exactly when it was answered (a 400 as ``malformed``).
 
+``tests/receiver/intake/test_any_values.py`` fuzzes the values instead: arbitrary JSON in every
+field of a validly signed body, with the admin API checked after each.
+
 Found here, and fixed: on PostgreSQL a signed event whose ``jobId``, ``model``, ``error`` or
 ``event`` held the JSON escape ``\\u0000`` was answered 503 ``intake_failed`` and never stored
 (PostgreSQL text cannot hold NUL): a poison message its sender would retry for ever.

@@ -25,6 +25,7 @@ DELIVERY_COLUMNS = (
     "event",
     "header_event",
     "event_mismatch",
+    "flags",
     "outcome",
     "dedupe_key",
     "fingerprint",
@@ -129,11 +130,13 @@ class IntakeSql(DialectSql):
         ]
 
     def update_jobs(self, cursor: Any, rows: Iterable[dict[str, Any]]) -> None:
-        """Write new states: each row has ``id``, the state columns and ``updated_at``
-        (already a ``ts()`` value)."""
+        """Write new states: each row has ``id``, the state columns, ``files_expected`` and
+        ``updated_at`` (already a ``ts()`` value)."""
+        # files_expected is written, never read back: it is set with the terminal state, after
+        # which a job's row does not change (so it is no part of what the state machine reads).
         sets = ", ".join(
             f"{c} = {self._json_param(c) if c == 'result' else self._param(c)}"
-            for c in (*JOB_STATE_COLUMNS, "updated_at")
+            for c in (*JOB_STATE_COLUMNS, "files_expected", "updated_at")
         )
         sql = f"UPDATE jobs SET {sets} WHERE id = {self._param('id')}"
         params = [

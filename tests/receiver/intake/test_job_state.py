@@ -6,12 +6,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.apiframe.events import CompletedEvent, FailedEvent, ProgressEvent, parse_body
+from receiver.apiframe.events import Event, parse_body
 from receiver.intake.job_state import JobState, JobStatus, Verdict, apply
 from tests.support.states import fold
 from tests.support.webhooks import webhook_body
-
-Event = ProgressEvent | CompletedEvent | FailedEvent
 
 
 def event(body: dict[str, object]) -> Event:
@@ -34,6 +32,7 @@ COMPLETED = event(
     )
 )
 FAILED = event(webhook_body("failed", error="boom"))
+CANCELLED = event({"status": "CANCELLED", "creditCost": 4})
 
 
 def test_first_event_creates_the_job() -> None:
@@ -77,6 +76,18 @@ def test_second_different_terminal_is_a_conflict_and_the_first_wins() -> None:
     assert state.result is None
 
 
+def test_cancelled_ends_the_job_with_nothing_charged() -> None:
+    """A cancelled job is terminal at 100 with no result, error or cost; a completion after it
+    is a conflict, and a cancellation after a completion is one too."""
+    state, verdicts = fold(apply, [progress(30), CANCELLED, COMPLETED, progress(60)])
+    assert verdicts == [Verdict.ACCEPTED, Verdict.ACCEPTED, Verdict.CONFLICT, Verdict.STALE]
+    assert state == JobState(status=JobStatus.CANCELLED, progress=100, model="flux-pro")
+    state, verdicts = fold(apply, [COMPLETED, CANCELLED])
+    assert verdicts[-1] is Verdict.CONFLICT
+    assert state is not None
+    assert state.status is JobStatus.COMPLETED
+
+
 def test_completed_records_result_cost_and_time() -> None:
     """completed carries result, credit cost and completion time into the job."""
     state, _ = fold(apply, [COMPLETED])
@@ -102,7 +113,7 @@ def job_histories(draw: st.DrawFn) -> tuple[list[Event], list[Event]]:
     """A job's real history (rising progress, one terminal at most) and a shuffled, duplicated
     delivery of it."""
     values = sorted(draw(st.sets(st.integers(0, 99), max_size=8)))
-    terminal = draw(st.sampled_from([COMPLETED, FAILED, None]))
+    terminal = draw(st.sampled_from([COMPLETED, FAILED, CANCELLED, None]))
     history = [progress(v) for v in values] + ([terminal] if terminal else [])
     if not history:
         history = [progress(0)]

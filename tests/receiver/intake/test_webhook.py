@@ -135,13 +135,14 @@ def test_unknown_event_is_stored_acknowledged_and_dispatched_to_no_one(
     client: TestClient, db: Engine
 ) -> None:
     """A future event type: 202 unrecognized, kept raw, no job change, no task."""
-    status, answer = post(client, sample("unknown-event-future"))
+    body = orjson.dumps({"event": "expired", "jobId": "7c8d9eaf", "status": "COMPLETED"})
+    status, answer = post(client, body)
     assert (status, answer["outcome"]) == (202, "unrecognized")
     assert rows(db, "SELECT * FROM jobs") == []
     assert rows(db, "SELECT * FROM tasks") == []
     (delivery,) = rows(db, "SELECT outcome, event, job_id FROM deliveries")
-    assert (delivery.outcome, delivery.event) == ("unrecognized", "cancelled")
-    assert post(client, sample("unknown-event-future"))[1]["outcome"] == "duplicate"
+    assert (delivery.outcome, delivery.event) == ("unrecognized", "expired")
+    assert post(client, body)[1]["outcome"] == "duplicate"
 
 
 @pytest.mark.parametrize(

@@ -191,7 +191,7 @@ async def test_a_webhook_arriving_after_the_poll_is_a_duplicate_not_a_conflict(
 
 
 def test_job_resources_become_the_webhooks_apiframe_would_send() -> None:
-    """COMPLETED, FAILED and PROCESSING map to their events; QUEUED and CANCELLED to none."""
+    """COMPLETED, FAILED, CANCELLED and PROCESSING map to their events; QUEUED to none."""
     base = {"id": "j", "model": "m", "createdAt": "2026-11-22T00:00:00Z"}
     done = orjson.loads(
         event_body({**base, "status": "COMPLETED", "result": {"images": []}}) or b""
@@ -202,7 +202,8 @@ def test_job_resources_become_the_webhooks_apiframe_would_send() -> None:
     moving = orjson.loads(event_body({**base, "status": "PROCESSING", "progress": 30}) or b"")
     assert (moving["event"], moving["progress"]) == ("progress", 30)
     assert event_body({**base, "status": "QUEUED"}) is None
-    assert event_body({**base, "status": "CANCELLED"}) is None
+    cancelled = orjson.loads(event_body({**base, "status": "CANCELLED"}) or b"")
+    assert (cancelled["event"], cancelled["jobId"]) == ("cancelled", "j")
 
 
 def test_models_are_sorted_into_modalities_for_their_waits() -> None:
