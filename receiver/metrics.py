@@ -4,8 +4,8 @@ Each app gets its own ``CollectorRegistry`` (never the process-wide default): te
 apps in one process, and a library should not publish into a registry it does not own.
 
 Counters and histograms are incremented where things happen, through label children bound
-once (the webhook's answer is benchmarked: no label parsing per request). The task gauges are
-read from the database at scrape time, so they cover every worker process sharing it.
+once (the webhook's answer is benchmarked: no label parsing per request). The task and capture
+gauges are read from the database at scrape time, so they cover every process sharing it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, case, exists, func, select
 
-from receiver.db.models import AttemptOutcome, Task, TaskStatus, metadata
+from receiver.db.models import AssetRecord, AttemptOutcome, Job, Task, TaskStatus, metadata
+from receiver.intake.job_state import JobStatus
 from receiver.logs import get_logger
 
 if TYPE_CHECKING:
@@ -36,11 +37,14 @@ __all__ = ["HandlerMeter", "Metrics", "metrics_endpoint"]
 
 _log = get_logger("framehook.metrics")
 _tasks = metadata.tables[Task.__tablename__]
+_jobs = metadata.tables[Job.__tablename__]
+_assets = metadata.tables[AssetRecord.__tablename__]
 
 TASK_STATUSES = tuple(s.value for s in TaskStatus)
+CAPTURE_STATES = ("capturing", "complete", "incomplete", "none")
 SIGNATURE_REASONS = ("signature_missing", "signature_malformed", "signature_mismatch")
 HANDLER_OUTCOMES = tuple(o.value for o in AttemptOutcome)
-WEBHOOK_EVENTS = frozenset({"progress", "completed", "failed"})
+WEBHOOK_EVENTS = frozenset({"progress", "completed", "failed", "cancelled"})
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 HANDLER_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 
@@ -167,7 +171,7 @@ class Metrics:
             self.credits.labels(model or "unknown").inc(amount)
 
     def watch_tasks(self, engine: Engine) -> None:
-        """Report the task gauges from ``engine``'s ``tasks`` table at each scrape."""
+        """Report the task and capture gauges from ``engine``'s tables at each scrape."""
         self._tasks.engine = engine
 
     def watch_api(self, client: ApiframeClient) -> None:
@@ -177,7 +181,7 @@ class Metrics:
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition (text format, or OpenMetrics if ``accept`` asks) and its type.
 
-        Runs the task queries: call it off the event loop.
+        Runs the database queries: call it off the event loop.
         """
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
@@ -195,8 +199,9 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 class _TaskCollector(Collector):
-    """``framehook_tasks{status}`` and ``framehook_oldest_queued_task_seconds``, queried at
-    scrape time; nothing when the database does not answer (the scrape still succeeds)."""
+    """The gauges read from the database at scrape time: ``framehook_tasks{status}``,
+    ``framehook_oldest_queued_task_seconds`` and ``framehook_jobs_capture{state}``; nothing
+    when the database does not answer (the scrape still succeeds)."""
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
@@ -218,28 +223,66 @@ class _TaskCollector(Collector):
                         t.c.status == TaskStatus.QUEUED, t.c.run_at <= now
                     )
                 ).scalar()
+                captures = _captures(connection)
         except Exception as exc:
             _log.warning(
-                "metrics: reading the task table failed", error=f"{type(exc).__name__}: {exc}"
+                "metrics: reading the database failed", error=f"{type(exc).__name__}: {exc}"
             )
             return []
-        by_status, age = self._families()
+        by_status, age, capture = self._families()
         for status in sorted(set(TASK_STATUSES) | set(counts)):
             by_status.add_metric([status], counts.get(status, 0))
         age.add_metric(
             [], 0.0 if oldest is None else max(0.0, (now - _utc(oldest)).total_seconds())
         )
-        return [by_status, age]
+        for state in CAPTURE_STATES:
+            capture.add_metric([state], captures.get(state, 0))
+        return [by_status, age, capture]
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         return (
             GaugeMetricFamily("framehook_tasks", "Tasks by status.", labels=["status"]),
             GaugeMetricFamily(
                 "framehook_oldest_queued_task_seconds",
                 "Age of the oldest due queued task (0 when none is waiting).",
             ),
+            GaugeMetricFamily(
+                "framehook_jobs_capture",
+                "Completed jobs by capture: every file their result names stored (complete), "
+                "some missing while a task of the job is pending (capturing) or with none "
+                "pending (incomplete), or no file named (none).",
+                labels=["state"],
+            ),
         )
+
+
+def _captures(connection: Connection) -> dict[str, int]:
+    """Completed jobs (whose files were counted) by capture state."""
+    j, a, t = _jobs, _assets, _tasks
+    # One index range per job on the assets' (job_id, ...) index, in one statement; a job
+    # short of files also looks up its tasks (by the (job_id, handler) index). "incomplete"
+    # is then what to alert on: a job still being captured (a download running, or waiting
+    # to retry) is not.
+    stored = select(func.count()).where(a.c.job_id == j.c.id).correlate(j).scalar_subquery()
+    pending = (
+        exists()
+        .where(t.c.job_id == j.c.id, t.c.status.in_((TaskStatus.QUEUED, TaskStatus.RUNNING)))
+        .correlate(j)
+    )
+    state = case(
+        (j.c.files_expected == 0, "none"),
+        (stored >= j.c.files_expected, "complete"),
+        (pending, "capturing"),
+        else_="incomplete",
+    ).label("state")
+    jobs = (
+        select(state)
+        .where(j.c.status == JobStatus.COMPLETED, j.c.files_expected.is_not(None))
+        .subquery()
+    )
+    query = select(jobs.c.state, func.count()).group_by(jobs.c.state)
+    return {row[0]: row[1] for row in connection.execute(query)}
 
 
 class _ApiCollector(Collector):

@@ -7,7 +7,9 @@ client walks the pages neither repeat nor hide others:
   changes (ordering by ``updated_at`` would move a job that gets an event between two pages);
 - deliveries and tasks by ``id`` descending (ids only grow).
 
-Each list fetches one row more than asked for, to know whether there is a next page.
+Each list fetches one row more than asked for, to know whether there is a next page. A job
+comes with how many files it has stored, counted in the same statement (see
+:func:`job_summaries`).
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ __all__ = [
     "JobFilter",
     "Page",
     "TaskFilter",
-    "asset_counts",
     "find_task",
     "job_exists",
+    "job_summaries",
     "job_timeline",
     "list_deliveries",
     "list_jobs",
@@ -66,6 +68,16 @@ _attempts = metadata.tables[TaskAttempt.__tablename__]
 _assets = metadata.tables[AssetRecord.__tablename__]
 # Everything a delivery list shows; the body (up to a MiB) only in a job's timeline.
 _DELIVERY_SUMMARY = [c for c in _deliveries.c if c.name != "body"]
+# A job's stored files, counted per row: the assets' unique index leads with job_id, so each
+# job costs one index range (no table read), and a page of jobs stays one statement, not 1 + N.
+_FILES_STORED = (
+    select(func.count())
+    .select_from(_assets)
+    .where(_assets.c.job_id == _jobs.c.id)
+    .correlate(_jobs)
+    .scalar_subquery()
+    .label("files_stored")
+)
 
 # Covariant, so a page of jobs is a page of mappings too; the default keeps a bare ``Page``
 # (``framehook jobs`` annotates one) a page of some view.
@@ -148,13 +160,18 @@ def _page(
     return Page([view(r) for r in rows], key)
 
 
+def job_summaries() -> Select[Any]:
+    """Jobs with their columns and ``files_stored``: what :func:`job_view` reads."""
+    return select(*_jobs.c, _FILES_STORED)
+
+
 def list_jobs(
     connection: Connection, where: JobFilter, limit: int, after: tuple[Any, ...] | None = None
 ) -> Page[JobView]:
     """Jobs newest first (by ``created_at``, then ``id``), after the position ``after``
     (``(created_at, id)`` of the last job of the previous page)."""
     j = _jobs
-    query = _equal(select(j), (j.c.status, where.status), (j.c.model, where.model))
+    query = _equal(job_summaries(), (j.c.status, where.status), (j.c.model, where.model))
     if where.since is not None:
         query = query.where(j.c.created_at >= where.since)
     if where.until is not None:
@@ -209,7 +226,7 @@ def job_timeline(connection: Connection, job_id: str) -> TimelineView | None:
 
     Run it inside a transaction for one consistent picture on SQLite.
     """
-    row = connection.execute(select(_jobs).where(_jobs.c.id == job_id)).first()
+    row = connection.execute(job_summaries().where(_jobs.c.id == job_id)).first()
     if row is None:
         return None
     d, t, a, s = _deliveries, _tasks, _attempts, _assets
@@ -238,14 +255,3 @@ def job_timeline(connection: Connection, job_id: str) -> TimelineView | None:
         "deliveries": [delivery_with_body_view(r) for r in deliveries],
         "tasks": timeline_tasks,
     }
-
-
-def asset_counts(connection: Connection, job_ids: Sequence[str]) -> dict[str, int]:
-    """How many files each of ``job_ids`` has captured (jobs without any are left out)."""
-    if not job_ids:
-        return {}
-    s = _assets
-    query = (
-        select(s.c.job_id, func.count()).where(s.c.job_id.in_(list(job_ids))).group_by(s.c.job_id)
-    )
-    return {job_id: int(count) for job_id, count in connection.execute(query).all()}

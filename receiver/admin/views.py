@@ -20,6 +20,7 @@ from sqlalchemy import Row
 # pydantic's own dependencies); the TypeVar default keeps a bare ``Page`` usable.
 from typing_extensions import TypedDict, TypeVar
 
+from receiver.apiframe.values import depth
 from receiver.credits import CreditRow, CreditTotals, Grouping
 from receiver.db.models import TaskStatus
 from receiver.intake.arrivals import DeliveryOutcome
@@ -34,6 +35,7 @@ __all__ = [
     "DeliveryView",
     "DeliveryWithBodyView",
     "ErrorView",
+    "FilesView",
     "JobTimelineView",
     "JobView",
     "PageView",
@@ -55,8 +57,25 @@ __all__ = [
 ItemT = TypeVar("ItemT", default=Mapping[str, Any])
 
 
+class FilesView(TypedDict):
+    """A job's files: how many its result names, and how many framehook has stored. Fewer
+    stored than expected is a capture still running, or one that failed."""
+
+    expected: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description=(
+                "Files the result names, counted when the job ended (0 for a failed or "
+                "cancelled job); null before that."
+            ),
+        ),
+    ]
+    stored: Annotated[int, Field(ge=0, description="Files captured and recorded so far.")]
+
+
 class JobView(TypedDict):
-    """A job, as Apiframe's job resource names its fields."""
+    """A job, as Apiframe's job resource names its fields, and its files' capture."""
 
     id: str
     status: JobStatus
@@ -68,6 +87,7 @@ class JobView(TypedDict):
     createdAt: datetime
     completedAt: datetime | None
     updatedAt: datetime
+    files: FilesView
 
 
 class DeliveryView(TypedDict):
@@ -85,6 +105,14 @@ class DeliveryView(TypedDict):
     keyIndex: int | None
     derivation: str | None
     receivedAt: datetime
+    flags: Annotated[
+        list[str],
+        Field(
+            description="What the intake inferred or set aside in the body: event_inferred (the "
+            "event read from type or status), or <field>_invalid (an odd optional value stored "
+            "as null; the raw body keeps it)."
+        ),
+    ]
 
 
 class DeliveryWithBodyView(DeliveryView):
@@ -233,7 +261,8 @@ class ErrorView(TypedDict, total=False):
 
 
 def job_view(row: Row[Any]) -> JobView:
-    """A job summary."""
+    """A job summary, from a row of ``receiver.admin.queries.job_summaries`` (which counts the
+    stored files as ``files_stored``)."""
     return {
         "id": row.id,
         "status": row.status,
@@ -245,6 +274,7 @@ def job_view(row: Row[Any]) -> JobView:
         "createdAt": row.created_at,
         "completedAt": row.completed_at,
         "updatedAt": row.updated_at,
+        "files": {"expected": row.files_expected, "stored": row.files_stored},
     }
 
 
@@ -263,7 +293,13 @@ def delivery_view(row: Row[Any]) -> DeliveryView:
         "keyIndex": row.key_index,
         "derivation": row.key_derivation,
         "receivedAt": row.received_at,
+        "flags": row.flags.split(",") if row.flags else [],
     }
+
+
+# orjson reads JSON nested 1,024 levels deep but writes only about 254, and the answer nests a
+# body a few levels further: deeper bodies are shown as their text.
+_DEEPEST_SHOWN_AS_JSON = 200
 
 
 def delivery_with_body_view(row: Row[Any]) -> DeliveryWithBodyView:
@@ -275,10 +311,14 @@ def delivery_with_body_view(row: Row[Any]) -> DeliveryWithBodyView:
         return {**delivery_view(row), "body": None, "bodyFormat": None}
     raw = bytes(raw)
     try:
-        return {**delivery_view(row), "body": orjson.loads(raw), "bodyFormat": "json"}
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        text = raw.decode("utf-8", "replace")
-        return {**delivery_view(row), "body": text, "bodyFormat": "text"}
+        body = None
+    else:
+        if depth(body, _DEEPEST_SHOWN_AS_JSON) <= _DEEPEST_SHOWN_AS_JSON:
+            return {**delivery_view(row), "body": body, "bodyFormat": "json"}
+    text = raw.decode("utf-8", "replace")
+    return {**delivery_view(row), "body": text, "bodyFormat": "text"}
 
 
 def task_view(row: Row[Any]) -> TaskView:

@@ -9,7 +9,7 @@ through them uvicorn): those are imported inside each command, never by the pack
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -218,6 +218,24 @@ def simulate(
         Path | None, typer.Option("--dir", help="Keep the database and files here.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for agreement.")] = 120.0,
+    music_results: Annotated[
+        Literal["tracks", "array"],
+        typer.Option(help="Music results as {tracks: [...]}, or the array itself (the spec's)."),
+    ] = "tracks",
+    unseen_shapes: Annotated[
+        float, typer.Option(help="Share of results in shapes no Apiframe document shows.")
+    ] = 0.0,
+    event_field: Annotated[
+        Literal["event", "type", "status", "mixed"],
+        typer.Option(help="Where bodies name their event (status: no event, only the status)."),
+    ] = "event",
+    reconcile: Annotated[
+        bool,
+        typer.Option(
+            "--reconcile/--no-reconcile",
+            help="Let the receiver poll the fake's job API; without it only webhooks count.",
+        ),
+    ] = True,
 ) -> None:
     """Run jobs through a misbehaving fake Apiframe into a receiver of its own; print
     expected against actual final states and files; exit 1 on any mismatch."""
@@ -229,9 +247,22 @@ def simulate(
         ("drops", drops),
         ("delays", delays),
         ("failures", failures),
+        ("unseen-shapes", unseen_shapes),
     ):
         if not 0.0 <= rate <= 1.0:
             raise fail(f"--{name} {rate}: a share between 0 and 1")
-    chaos = Chaos(duplicates, reorder, drops, delays, failures, step_seconds, seed)
+    chaos = Chaos(
+        duplicates,
+        reorder,
+        drops,
+        delays,
+        failures,
+        step_seconds,
+        seed,
+        music_results=music_results,
+        unseen_shapes=unseen_shapes,
+        event_field=event_field,
+        reconcile=reconcile,
+    )
     code = run_simulation(jobs, chaos, directory=directory, timeout=timeout)
     raise typer.Exit(code)

@@ -167,7 +167,8 @@ def jobs(
     limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=200)] = 20,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
 ) -> None:
-    """List jobs newest first: id, model, status, progress, files captured, age.
+    """List jobs newest first: id, model, status, progress, files captured (stored/expected:
+    4/4, a shortfall such as 0/2 in red, — while nothing is expected), age.
 
     `framehook jobs show ID` prints one job's whole timeline.
     """
@@ -175,7 +176,7 @@ def jobs(
         return
     from datetime import UTC, datetime
 
-    from receiver.admin.queries import JobFilter, asset_counts, list_jobs
+    from receiver.admin.queries import JobFilter, list_jobs
     from receiver.cli.tables import jobs_table
 
     wanted = None if status is None else status.upper()
@@ -184,16 +185,12 @@ def jobs(
     now = datetime.now(UTC)
     where = JobFilter(wanted, model, now - age_option(since) if since is not None else None)
 
-    def read(connection: Connection) -> tuple[Page, dict[str, int]]:
-        page = list_jobs(connection, where, limit)
-        return page, asset_counts(connection, [j["id"] for j in page.items])
-
-    page, files = _read_database(database_url, read)
+    page: Page = _read_database(database_url, lambda c: list_jobs(c, where, limit))
     console = Console()
     if not page.items:
         console.print("no jobs" + (" match" if status or model or since else " yet"))
         return
-    console.print(jobs_table(page.items, files, now))
+    console.print(jobs_table(page.items, now))
     if page.next_key is not None:
         console.print(f"[dim]newest {limit} shown; --limit for more[/]")
 
@@ -203,8 +200,8 @@ def jobs_show(
     job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
 ) -> None:
-    """One job's timeline: its state, every delivery and its outcome, the handler tasks with
-    each attempt and error, and the captured files."""
+    """One job's timeline: its state and files captured, every delivery and its outcome, the
+    handler tasks with each attempt and error, and the captured files."""
     from receiver.admin.queries import job_timeline
     from receiver.cli.tables import timeline
 

@@ -15,7 +15,7 @@ from receiver.db.models import TaskStatus
 from receiver.intake.arrivals import DeliveryOutcome
 from receiver.intake.job_state import JobStatus
 
-__all__ = ["age", "jobs_table", "timeline"]
+__all__ = ["age", "capture", "jobs_table", "timeline"]
 
 _STATUS: dict[str, str] = {
     JobStatus.COMPLETED: "green",
@@ -61,15 +61,25 @@ def _text(value: Any) -> str:
     return "-" if value is None else escape(str(value))
 
 
-def jobs_table(jobs: Sequence[Mapping[str, Any]], files: Mapping[str, int], now: datetime) -> Table:
-    """One row per job (``framehook jobs``): id, model, status, progress, files, age."""
+def capture(files: Mapping[str, Any]) -> Text:
+    """A job's files (its view's ``files``) as ``stored/expected``: green when all are stored,
+    red when some are missing, ``—`` when the result names none or the job has not ended."""
+    expected, stored = files["expected"], files["stored"]
+    if not expected:
+        # Jobs that ended before the count was recorded still show what they stored.
+        return Text(str(stored) if expected is None and stored else "—", style="dim")
+    return Text(f"{stored}/{expected}", style="green" if stored >= expected else "bold red")
+
+
+def jobs_table(jobs: Sequence[Mapping[str, Any]], now: datetime) -> Table:
+    """One row per job (``framehook jobs``): id, model, status, progress, capture, age."""
     # A job id is what the next command needs: never cut it (nor a status).
     table = Table(
         Column("job", no_wrap=True, min_width=36, style="dim"),
         "model",
         Column("status", no_wrap=True, min_width=9),
         Column("progress", justify="right"),
-        Column("files", justify="right"),
+        Column("captured", justify="right", no_wrap=True),
         Column("age", justify="right"),
     )
     for job in jobs:
@@ -78,10 +88,19 @@ def jobs_table(jobs: Sequence[Mapping[str, Any]], files: Mapping[str, int], now:
             _text(job["model"]),
             _styled(job["status"], _STATUS),
             f"{job['progress']}%",
-            str(files.get(job["id"], 0)),
+            capture(job["files"]),
             age(job["createdAt"], now),
         )
     return table
+
+
+def _files(files: Mapping[str, Any]) -> Text:
+    counted = capture(files)
+    if files["expected"] is None and not files["stored"]:
+        return counted.append(" (the job has not ended)", style="dim")
+    if files["expected"] == 0 and not files["stored"]:
+        return counted.append(" (the result names no file)", style="dim")
+    return counted.append(" stored")
 
 
 def _state(job: Mapping[str, Any]) -> Table:
@@ -89,6 +108,7 @@ def _state(job: Mapping[str, Any]) -> Table:
     rows: list[tuple[str, str | Text]] = [
         ("status", _styled(job["status"], _STATUS)),
         ("progress", f"{job['progress']}%"),
+        ("files", _files(job["files"])),
         ("model", _text(job["model"])),
         ("credit cost", _text(job["creditCost"])),
         ("created", _when(job["createdAt"])),

@@ -1,10 +1,13 @@
 """``framehook simulate``: many jobs through a misbehaving fake Apiframe, then a reckoning.
 
 The fake sends each job's webhooks with the chosen rates of duplicates, reordering, delays and
-drops (and fails some jobs); the receiver, as ``serve`` runs it (embedded worker, download
-handler, reconciliation with short waits), must still end every job in the state the fake's
-job API gives, with every file of every completed result captured. The run ends with a table of
-expected against actual, and a non-zero exit on any mismatch.
+drops (and fails some jobs), and, on request, results and bodies in the shapes Apiframe's
+reference allows but does not show (music results as an array, unseen result shapes, bodies
+that name their event by ``type`` or only by ``status``); the receiver, as ``serve`` runs it
+(embedded worker, download handler, reconciliation with short waits unless switched off), must
+still end every job in the state the fake's job API gives, with every file the fake serves for
+a completed result captured. The run ends with a table of expected against actual, and a
+non-zero exit on any mismatch.
 """
 
 from __future__ import annotations
@@ -16,16 +19,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 from rich.table import Table
 
-from handlers.download import find_assets
 from receiver.apiframe.client import ApiframeClient
 from receiver.app import create_app
 from receiver.db.engine import create_db_engine
 from receiver.db.models import TaskStatus
 from receiver.dev.fakeapi import Behaviour, FakeApiframe, create_fake_apiframe, fake_of
+from receiver.dev.fakeapi.shapes import EventField
 from receiver.dev.live import JobView, read_jobs
 from receiver.dev.loopback import Loopback, loopback_settings
 from receiver.logs import configure_logging
@@ -45,7 +49,9 @@ MIX = (
 
 @dataclass(frozen=True, slots=True)
 class Chaos:
-    """The misbehaviour rates (0..1) and the pace."""
+    """The misbehaviour rates (0..1), the pace, the shapes the fake sends (its ``Behaviour``'s
+    ``music_results``, ``unseen_result_probability`` as ``unseen_shapes``, ``event_field``),
+    and whether the receiver reconciles (without it, only webhooks can bring a job home)."""
 
     duplicates: float = 0.2
     reorder: float = 0.2
@@ -54,6 +60,10 @@ class Chaos:
     failures: float = 0.1
     step_seconds: float = 0.05
     seed: int = 0
+    music_results: Literal["tracks", "array"] = "tracks"
+    unseen_shapes: float = 0.0
+    event_field: EventField | Literal["mixed"] = "event"
+    reconcile: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +91,9 @@ def _expected(fake: FakeApiframe, ids: list[str]) -> dict[str, tuple[str, str, i
     expected = {}
     for job_id in ids:
         job = jobs[job_id]
-        files = len(find_assets(job.result)[0]) if job.status == "COMPLETED" else 0
+        # The files the fake serves for the job, not what a reading of its result finds: a
+        # result in a shape the receiver cannot read must show as files missing.
+        files = len(job.files) if job.status == "COMPLETED" else 0
         expected[job_id] = (job.model, job.status, files)
     return expected
 
@@ -110,6 +122,9 @@ async def _simulate(
         delay_seconds=chaos.step_seconds * 10,
         drop_probability=chaos.drops,
         webhook_backoff_seconds=0.1,
+        music_results=chaos.music_results,
+        unseen_result_probability=chaos.unseen_shapes,
+        event_field=chaos.event_field,
     )
     fake_app = create_fake_apiframe(api_key, behaviour=behaviour, seed=chaos.seed)
     async with Loopback() as loopback:
@@ -119,7 +134,7 @@ async def _simulate(
             api_key,
             api_url,
             # Dropped webhooks are what reconciliation is for: short waits, frequent sweeps.
-            reconcile=True,
+            reconcile=chaos.reconcile,
             reconcile_interval_seconds=0.5,
             reconcile_image_seconds=1.0,
             reconcile_video_seconds=1.0,

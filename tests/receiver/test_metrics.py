@@ -1,5 +1,6 @@
 """Prometheus metrics, on SQLite and PostgreSQL: deliveries, 401s, answer time, handler runs,
-task gauges, captured bytes and reconciliation lookups, as ``/metrics`` shows them."""
+task and capture gauges, captured bytes and reconciliation lookups, as ``/metrics`` shows
+them."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ from receiver.apiframe.client import ApiframeClient
 from receiver.intake.recorder import Recorder
 from receiver.metrics import Metrics
 from receiver.reconcile.reconciler import Reconciler
+from tests.receiver.admin.scenario import LOOPBACK
+from tests.support.cdn import FakeCdn, Route
 from tests.support.database import rows
+from tests.support.media import media_bytes
 from tests.support.plugins import Recording
 from tests.support.waiting import wait_until
 from tests.support.webhooks import API_KEY, OTHER_KEY, sample, signed_headers
@@ -87,7 +91,7 @@ def test_deliveries_are_counted_by_event_and_outcome(metered: Callable[..., Test
     assert post(client, completed) == 202
     assert post(client, completed) == 200
     assert post(client, sample("progress-midjourney-45")) == 202  # after completion: stale
-    assert post(client, sample("unknown-event-future")) == 202
+    assert post(client, sample("unknown-event-future")) == 202  # a cancelled job
     assert post(client, b"not json") == 400
     samples = scrape(client)
     counted = {
@@ -99,7 +103,7 @@ def test_deliveries_are_counted_by_event_and_outcome(metered: Callable[..., Test
         ("completed", "accepted"): 1,
         ("completed", "duplicate"): 1,
         ("progress", "stale"): 1,
-        ("other", "unrecognized"): 1,
+        ("cancelled", "accepted"): 1,
         ("none", "malformed"): 1,
     }
 
@@ -226,6 +230,61 @@ def test_captured_bytes_count_each_new_asset_record_once(
     assert value(scrape(client), "framehook_downloaded_bytes_total") == 1234
 
 
+def test_completed_jobs_are_gauged_by_whether_every_file_they_name_is_stored(
+    metered: Callable[..., TestClient], db: Engine
+) -> None:
+    """A completed job with its file stored, one with a file refused for good, one whose file
+    is missing while a task of it waits to retry, one naming no file; failed and running jobs
+    are not gauged."""
+    waiting = Recording(
+        name="later",
+        events=frozenset({"completed"}),
+        script={1: RetryLater(3600, "busy")},
+        models=frozenset({"slow-model"}),
+    )
+    with FakeCdn() as cdn:
+        for name in ("a.png", "b.png"):
+            cdn.route(f"/{name}", Route(media_bytes("png", 500), content_type="image/png"))
+        here = f"http://localhost:{cdn.port}"
+        refused = "https://x.test/refused.png"  # not an asset host: refused, never retried
+        client = metered((waiting,), **{**WORKER, **LOOPBACK, "handlers": ["download"]})
+        bodies: list[dict[str, Any]] = [
+            {"event": "completed", "jobId": "job-ok", "result": {"images": [f"{here}/a.png"]}},
+            {
+                "event": "completed",
+                "jobId": "job-short",
+                "result": {"images": [f"{here}/b.png", refused]},
+            },
+            {
+                "event": "completed",
+                "jobId": "job-pending",
+                "model": "slow-model",
+                "result": {"images": [refused]},
+            },
+            {"event": "completed", "jobId": "job-empty", "result": {"note": "no file"}},
+            {"event": "failed", "jobId": "job-failed", "error": "policy"},
+            {"event": "progress", "jobId": "job-running", "progress": 40},
+        ]
+        for body in bodies:
+            assert post(client, orjson.dumps({"model": "flux", **body})) == 202
+
+        def captured() -> bool:
+            # Four downloads ended; the other handler's one task waits an hour to retry.
+            statuses = [r.status for r in rows(db, "SELECT status FROM tasks")]
+            return (
+                len(statuses) == 5
+                and task_statuses(db).get("later") == "queued"
+                and statuses.count("queued") == 1
+                and set(statuses) <= {"succeeded", "dead", "queued"}
+            )
+
+        wait_until(captured)
+        samples = scrape(client)
+    states = ("capturing", "complete", "incomplete", "none")
+    gauged = {s: value(samples, "framehook_jobs_capture", state=s) for s in states}
+    assert gauged == {"capturing": 1, "complete": 1, "incomplete": 1, "none": 1}
+
+
 @pytest.mark.anyio
 async def test_reconciliation_lookups_and_api_requests_are_counted_by_outcome(db: Engine) -> None:
     """Lookups answered 200 (new, then known), 404 and 503 count by outcome, and requests too."""
@@ -272,7 +331,11 @@ def test_task_gauges_are_left_out_when_the_database_fails() -> None:
         empty.dispose()
     names = {family.name for family in text_string_to_metric_families(body.decode())}
     assert "framehook_deliveries" in names
-    assert not names & {"framehook_tasks", "framehook_oldest_queued_task_seconds"}
+    assert not names & {
+        "framehook_tasks",
+        "framehook_oldest_queued_task_seconds",
+        "framehook_jobs_capture",
+    }
 
 
 def test_each_app_counts_into_a_registry_of_its_own() -> None:

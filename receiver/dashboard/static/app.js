@@ -103,6 +103,29 @@ function progressBar(job) {
   );
 }
 
+// A job's capture, from its `files` ({expected, stored}): "4/4", a shortfall such as "0/2"
+// marked as a problem, "—" while the result names no file (or the job has not ended).
+function capture(files) {
+  const { expected, stored } = files;
+  if (!expected) {
+    // Jobs that ended before framehook counted their files still show what they stored.
+    const known = expected === null && stored > 0;
+    const why = expected === null ? "Not ended, or ended before files were counted" : "The result names no file";
+    return { text: known ? String(stored) : "—", title: known ? `${stored} stored` : why, problem: false };
+  }
+  const problem = stored < expected;
+  const named = `${expected} file${expected === 1 ? "" : "s"}`;
+  const title = problem
+    ? `${stored} of ${named} stored: the capture is still running, or it failed`
+    : `${stored} of ${named} stored`;
+  return { text: `${stored}/${expected}`, title, problem };
+}
+
+function captureCell(files, tag = "td") {
+  const { text, title, problem } = capture(files);
+  return el(tag, { class: problem ? "capture problem" : "capture", title, text, dataset: { capture: problem ? "incomplete" : "ok" } });
+}
+
 function jobLink(id) {
   return el("a", { href: `#/jobs/${encodeURIComponent(id)}`, class: "mono", text: id });
 }
@@ -242,6 +265,7 @@ function jobRow(job) {
     el("td", {}, jobLink(job.id)),
     el("td", { text: job.model || "—" }),
     el("td", {}, progressBar(job)),
+    captureCell(job.files),
     el("td", { class: "age", dataset: { age: job.createdAt }, text: age(job.createdAt) }),
   );
 }
@@ -304,10 +328,12 @@ function deadSection(items) {
   return { section, render };
 }
 
+// The credits panel loads on its own: a ledger that cannot be read shows its error here and
+// leaves the jobs and dead tasks, which matter more, on the page.
 function creditsSection() {
-  const body = el("div", { class: "credits" });
+  const body = el("div", { class: "credits" }, el("span", { class: "empty", text: "Loading…" }));
   const section = el("section", { id: "credits" }, el("h2", {}, "Credits, last 7 days"), body);
-  const load = async () => {
+  const show = async () => {
     const ledger = await api("/api/credits?by=model&since=7d");
     const total = ledger.total;
     body.replaceChildren(
@@ -326,10 +352,15 @@ function creditsSection() {
       ),
     );
   };
+  const load = () =>
+    show().catch((error) => {
+      if (error instanceof Unauthorized) return loggedOut();
+      body.replaceChildren(el("p", { class: "problem", role: "alert", text: `Credits unavailable: ${error.message}` }));
+    });
   let pending = null;
   const refresh = () => {
     clearTimeout(pending);
-    pending = setTimeout(() => load().catch(() => {}), 500);
+    pending = setTimeout(load, 500);
   };
   return { section, load, refresh };
 }
@@ -386,15 +417,15 @@ async function jobsPage() {
     el(
       "table",
       {},
-      el("thead", {}, el("tr", {}, ...["Status", "Job", "Model", "Progress", "Created"].map((h) => el("th", { text: h })))),
+      el("thead", {}, el("tr", {}, ...["Status", "Job", "Model", "Progress", "Files", "Created"].map((h) => el("th", { text: h })))),
       rows,
     ),
     el("div", { class: "empty" }, more),
   );
   const deadList = deadSection(dead.items);
   const credits = creditsSection();
-  await credits.load();
   main.replaceChildren(credits.section, deadList.section, jobs);
+  credits.load();
 
   return {
     kind: "jobs",
@@ -509,9 +540,10 @@ async function jobPage(id) {
             ["Model", job.model || "—"],
             ["Created", `${new Date(job.createdAt).toLocaleString()}`],
             ["Completed", job.completedAt ? new Date(job.completedAt).toLocaleString() : "—"],
+            ["Files stored", captureCell(job.files, "dd")],
             ["Credits", job.creditCost ?? "—"],
             ["Error", job.error || "—"],
-          ].map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: String(v) }))),
+          ].map(([k, v]) => el("div", {}, el("dt", { text: k }), v instanceof Node ? v : el("dd", { text: String(v) }))),
         ),
       ),
     );

@@ -2,9 +2,11 @@
 
 It accepts jobs on the real routes, runs them in the background, sends the signed webhooks
 Apiframe would send (or, on request, duplicates, reorders, delays, drops them, or signs them
-with a rotated key), answers the job API (and 429/503 on request) and serves real, small media
-files from its own CDN route until they expire. It also trains LoRAs (``POST /v2/loras``) and
-sends their terminal webhook in the shape framehook infers (``receiver.dev.fakeapi.loras``)::
+with a rotated key; or sends results and bodies in the shapes Apiframe's reference allows but
+does not show: ``receiver.dev.fakeapi.shapes``), answers the job API (and 429/503 on request)
+and serves real, small media files from its own CDN route until they expire. It also trains
+LoRAs (``POST /v2/loras``) and sends their terminal webhook in the shape framehook infers
+(``receiver.dev.fakeapi.loras``)::
 
     app = create_fake_apiframe("afk_...", behaviour=Behaviour(step_seconds=0.01))
     # serve `app` with uvicorn, or drive it through httpx.ASGITransport inside its lifespan;

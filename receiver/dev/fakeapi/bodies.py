@@ -231,7 +231,7 @@ def progress_body(job_id: str, model: str, progress: int) -> dict[str, Any]:
 
 
 def completed_body(
-    job_id: str, model: str, result: dict[str, Any], cost: int, completed_at: datetime
+    job_id: str, model: str, result: Any, cost: int, completed_at: datetime
 ) -> dict[str, Any]:
     """A ``completed`` webhook body."""
     return {

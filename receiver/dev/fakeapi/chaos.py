@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from receiver.dev.fakeapi.shapes import EventField
+
 __all__ = ["ApiChaos", "Behaviour", "Dice", "behaviour_as_json", "updated_behaviour"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,16 @@ class Behaviour:
             ``UPLOADING``, ``TRAINING``, the end); Apiframe takes 15 to 25 minutes in all.
         lora_ids: ``prefixed`` LoRA ids (``lora_<hex>``, as Apiframe's docs show) or
             ``uuid`` (as its ``flux-lora`` docs say): framehook must take both.
+        music_results: ``tracks`` (``{"tracks": [...]}``, as Apiframe's guides show) or
+            ``array`` (the array of tracks itself, as its OpenAPI spec says of music).
+        unseen_result_probability: chance that a completed job's result comes in a shape no
+            Apiframe document shows (``shapes.unseen_result``: a bare array of URLs,
+            ``{"images": [{"url": …}]}``, ``{"audioUrl": …, "imageUrl": …}``, nested unknown
+            keys), picked by the dice; the files are the same.
+        event_field: where a job webhook's body names its event: ``event`` (Apiframe's docs),
+            ``type`` (the SDK's docs), ``status`` (no event, only the job's status: the SDK's
+            tests), or ``mixed`` (each webhook one of the three, by the dice). The
+            ``X-Webhook-Event`` header names the event whatever the body does.
     """
 
     step_seconds: float = 0.5
@@ -80,6 +94,9 @@ class Behaviour:
     webhook_timeout_seconds: float = 10.0
     lora_step_seconds: float = 1.0
     lora_ids: Literal["prefixed", "uuid"] = "prefixed"
+    music_results: Literal["tracks", "array"] = "tracks"
+    unseen_result_probability: float = 0.0
+    event_field: EventField | Literal["mixed"] = "event"
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -148,6 +165,10 @@ class Dice:
             self._rng.randint(1 + band * 98 // count, (band + 1) * 98 // count)
             for band in range(count)
         ]
+
+    def choice(self, items: Sequence[_T]) -> _T:
+        """One of ``items`` (not empty)."""
+        return self._rng.choice(items)
 
     def shuffled(self, items: list[Any]) -> list[Any]:
         """``items`` in another order (reversed if the shuffle happened to change nothing)."""

@@ -40,7 +40,7 @@ class Job:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     status: str = "QUEUED"
     progress: int = 0
-    result: dict[str, Any] | None = None
+    result: Any = None
     error: str | None = None
     credit_cost: int | None = None
     completed_at: datetime | None = None

@@ -2,7 +2,9 @@
 
 A job waits a step, turns ``PROCESSING``, emits a few ``progress`` events, then ends
 ``COMPLETED`` (or ``FAILED``) and emits that. The job's state changes before its webhook
-leaves, so a receiver that polls the job API on a webhook sees at least that state. A job's
+leaves, so a receiver that polls the job API on a webhook sees at least that state. Its result
+and its webhook bodies take the shapes the behaviour asks for (``receiver.dev.fakeapi.shapes``),
+each decided by dice of their own, so the other decisions of a seed stay what they were. A job's
 webhooks go out one after another, in order, unless the behaviour delays (sent late, on their
 own), holds back (sent shuffled once the job ends) or drops them. LoRA trainings
 (``receiver.dev.fakeapi.loras``) run here too and send their one terminal webhook.
@@ -33,6 +35,13 @@ from receiver.dev.fakeapi.bodies import (
 from receiver.dev.fakeapi.chaos import ApiChaos, Behaviour, Dice
 from receiver.dev.fakeapi.jobs import Job, JobStore
 from receiver.dev.fakeapi.loras import FakeLora, LoraStore, lora_webhook_body, train
+from receiver.dev.fakeapi.shapes import (
+    EVENT_FIELDS,
+    UNSEEN_SHAPES,
+    named_by,
+    tracks_as_array,
+    unseen_result,
+)
 from receiver.dev.fakeapi.webhooks import Delivery, Outgoing, deliver, dropped
 
 __all__ = ["FakeApiframe"]
@@ -217,8 +226,21 @@ class FakeApiframe:
         if not task.cancelled() and (error := task.exception()) is not None:
             self.errors.append(error)
 
+    def _result(self, job: Job) -> Any:
+        behaviour = self._behaviour
+        dice = Dice(f"{self._seed}:shape:{job.number}")
+        if dice.roll(behaviour.unseen_result_probability):
+            base = job.asset_base_url.rstrip("/")
+            urls = [f"{base}/{path}" for path in file_paths(job.output, job.id)]
+            return unseen_result(dice.choice(UNSEEN_SHAPES), urls)
+        result = result_for(job.output, job.id, job.asset_base_url)
+        if behaviour.music_results == "array" and job.output.shape == "tracks":
+            return tracks_as_array(result)
+        return result
+
     async def _run(self, job: Job) -> None:
         dice = Dice(f"{self._seed}:job:{job.number}")
+        names = Dice(f"{self._seed}:names:{job.number}")
         held: list[Outgoing] | None = [] if dice.roll(self._behaviour.reorder_probability) else None
         sequence = itertools.count()
         await asyncio.sleep(self._behaviour.step_seconds)
@@ -226,7 +248,7 @@ class FakeApiframe:
         for percentage in dice.percentages(self._behaviour.progress_steps):
             job.progress = percentage
             body = progress_body(job.id, job.model, percentage)
-            self._emit(job, dice, next(sequence), body, held)
+            self._emit(job, dice, next(sequence), body, held, names)
             await asyncio.sleep(self._behaviour.step_seconds)
         behaviour = self._behaviour
         marker = behaviour.fail_marker.lower()
@@ -237,12 +259,12 @@ class FakeApiframe:
             job.status, job.error, job.credit_cost = "FAILED", behaviour.failure_error, 0
             body = failed_body(job.id, job.model, job.error)
         else:
-            job.result = result_for(job.output, job.id, job.asset_base_url)
+            job.result = self._result(job)
             job.files = tuple(file_paths(job.output, job.id))
             job.credit_cost = credit_cost(job.model, job.output)
             job.status, job.progress = "COMPLETED", 100
             body = completed_body(job.id, job.model, job.result, job.credit_cost, job.completed_at)
-        self._emit(job, dice, next(sequence), body, held)
+        self._emit(job, dice, next(sequence), body, held, names)
         if held:
             self._dispatch(job, dice.shuffled(held))
 
@@ -253,8 +275,13 @@ class FakeApiframe:
         sequence: int,
         body: dict[str, Any],
         held: list[Outgoing] | None,
+        names: Dice,
     ) -> None:
+        """Send (or hold, or drop) a webhook; ``names`` picks where the body names its event
+        under ``event_field: mixed``."""
         event = str(body["event"])
+        field = self._behaviour.event_field
+        body = named_by(body, names.choice(EVENT_FIELDS) if field == "mixed" else field)
         if job.webhook_url is None or event not in job.webhook_events:
             return
         behaviour = self._behaviour

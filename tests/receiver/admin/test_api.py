@@ -169,6 +169,7 @@ def test_jobs_are_listed_newest_first_and_filtered(api: TestClient) -> None:
         "createdAt",
         "completedAt",
         "updatedAt",
+        "files",
     }
     assert (b["status"], b["progress"], b["model"], b["creditCost"]) == (
         "COMPLETED",

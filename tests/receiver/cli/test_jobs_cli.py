@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner, Result
 
 from receiver.cli import app
+from receiver.cli.tables import capture
 from tests.receiver.admin.scenario import build_timeline, completed, post, progress
 
 
@@ -91,3 +92,39 @@ def test_unknown_jobs_and_unusable_databases_fail_clearly(
     assert bad_url.exit_code == 2
     assert "unsupported database" in bad_url.output
     assert "Traceback" not in missing.output + bad_url.output
+
+
+def test_jobs_shows_how_many_of_the_files_each_result_names_are_stored(
+    make_client: Callable[..., TestClient], database_url: str
+) -> None:
+    """The captured column: 2/2 for a job whose files are stored, 0/2 for one whose files are
+    not, — for a job that has not ended; `jobs show` says it too."""
+    timeline = build_timeline(make_client)
+    nowhere = ["https://x.test/1.png", "https://x.test/2.png"]
+    post(timeline.client, completed("job-missing", {"images": nowhere}))
+    post(timeline.client, progress("job-running", 40))
+    result = jobs(database_url)
+    assert result.exit_code == 0, result.output
+    # Table rows only: the timeline's worker may log (job ids included) while the CLI runs.
+    cells = {
+        line.split()[1]: line.split("│")[-3].strip()
+        for line in result.output.splitlines()
+        if "job-" in line and line.count("│") >= 3
+    }
+    assert cells == {timeline.job_id: "2/2", "job-missing": "0/2", "job-running": "—"}
+    shown = jobs(database_url, "show", "job-missing")
+    assert "0/2 stored" in shown.output
+    assert "2/2 stored" in jobs(database_url, "show", timeline.job_id).output
+
+
+def test_a_shortfall_is_red_and_nothing_to_capture_is_a_dash() -> None:
+    """All stored is green, fewer than expected bold red, no file named (or not ended) a dash;
+    a job that ended before files were counted shows what it stored."""
+    cells = [capture({"expected": e, "stored": s}) for e, s in ((4, 4), (2, 0), (0, 0), (None, 0))]
+    assert [(c.plain, str(c.style)) for c in cells] == [
+        ("4/4", "green"),
+        ("0/2", "bold red"),
+        ("—", "dim"),
+        ("—", "dim"),
+    ]
+    assert capture({"expected": None, "stored": 3}).plain == "3"

@@ -1,6 +1,7 @@
 """The dashboard in a real headless Chromium (Debian's, driven by Playwright), against a real
-``framehook serve`` process: sign in, watch a job progress live, see a dead task, press
-Retry, and find the captured image, video and audio on the job's page.
+``framehook serve`` process: sign in, watch a job progress live, see a dead task and its job's
+missing file, press Retry, and find the captured image, video and audio on the job's page; the
+jobs still show when the credits cannot be read.
 
 Screenshots are kept in ``tests/artifacts/`` (or ``$FRAMEHOOK_TEST_ARTIFACTS``).
 """
@@ -8,6 +9,7 @@ Screenshots are kept in ``tests/artifacts/`` (or ``$FRAMEHOOK_TEST_ARTIFACTS``).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,15 +176,24 @@ def test_sign_in_watch_progress_live_and_retry_a_dead_task(
     expect(dead_row).to_have_count(1)
     expect(dead_row).to_contain_text("download")
     expect(dead_row.locator(".error")).to_contain_text("503")
+    # Its one file is not stored: the job's capture says 0/1, marked as a problem.
+    capture = row.locator(".capture")
+    expect(capture).to_have_text("0/1")
+    expect(capture).to_have_class(re.compile(r"\bproblem\b"))
+    expect(capture).to_have_attribute("title", re.compile("^0 of 1 file stored"))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-jobs.png"), full_page=True)
 
-    # Retry: the task is queued again, runs, and succeeds this time; the row goes away.
+    # Retry: the task is queued again, runs, and succeeds this time; the row goes away, and
+    # the stored file turns the job's capture to 1/1, live.
     dead_row.locator("button[data-retry]").click()
     expect(page.locator("#toast")).to_contain_text("queued again")
     expect(dead_row).to_have_count(0)
     wait_until(lambda: len(tasks(server, "succeeded")) == 1)
     assert tasks(server, "dead") == []
+    expect(capture).to_have_text("1/1")
+    expect(capture).not_to_have_class(re.compile(r"\bproblem\b"))
+    expect(page.locator('tr[data-job-id="job-live"]')).to_have_count(1)
 
     # A second job with a video and a track: every kind of player on the job page.
     video = serve_file(cdn, "clip.mp4")
@@ -200,6 +211,7 @@ def test_sign_in_watch_progress_live_and_retry_a_dead_task(
     expect(timeline.filter(has_text="progress 45%")).to_have_count(1)
     expect(timeline.filter(has_text="stored image #")).to_have_count(1)
     expect(page.locator("#tasks .badge")).to_have_text("succeeded")
+    expect(page.locator(".facts .capture")).to_have_text("1/1")
     page.screenshot(path=str(ARTIFACTS / "dashboard-job.png"), full_page=True)
 
     # The fake's MP4 has no tracks, so the player cannot start; that its signed link (no
@@ -214,7 +226,36 @@ def test_sign_in_watch_progress_live_and_retry_a_dead_task(
     expect(page.locator("#assets audio")).to_have_count(1)
     page.wait_for_function("() => document.querySelector('#assets audio').readyState >= 1")
     expect(page.locator("#assets img")).to_have_count(1)
+    expect(page.locator(".facts .capture")).to_have_text("2/2")
     assert problems == [], problems
+
+
+def test_the_jobs_show_when_the_credits_cannot_be_read(browser: Any, server: Server) -> None:
+    """/api/credits failing (as a SUM overflow once made it) leaves the job list on the front
+    page, with a capture column (— for a job not ended); the credits panel shows its error."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    expect = playwright.expect
+    failure = {"reason": "database_unavailable", "detail": "the ledger cannot be summed"}
+    page.route(
+        "**/api/credits*",
+        lambda route: route.fulfill(status=503, json=failure),
+    )
+    send(server, progress("job-running", 30, "flux"))
+
+    page.goto(f"{server.url}/#token={TOKEN}")
+    row = page.locator('tr[data-job-id="job-running"]')
+    expect(row).to_have_count(1)
+    expect(row.locator(".capture")).to_have_text("—")
+    expect(page.locator("#credits .problem")).to_contain_text("the ledger cannot be summed")
+    expect(page.locator("#live")).to_have_text("live")
+    # The panel keeps trying when jobs end; the job list goes on updating meanwhile.
+    send(server, completed("job-running", {}, "flux"))
+    expect(row.locator(".badge")).to_have_text("COMPLETED")
+    expect(row.locator(".capture")).to_have_text("—")
+    expect(page.locator("#credits .problem")).to_have_count(1)
+    assert errors == [], errors
 
 
 def test_the_status_filter_offers_the_statuses_the_api_describes(

@@ -52,3 +52,13 @@ def test_the_status_filter_comes_from_the_served_description(client: TestClient)
     spec = client.get("/api/openapi.json")
     assert spec.status_code == 200
     assert spec.json()["components"]["schemas"]["JobStatus"]["enum"] == [s.value for s in JobStatus]
+
+
+def test_a_capture_shortfall_is_styled_by_the_class_the_script_sets(client: TestClient) -> None:
+    """The job list's capture cell is marked with the ``problem`` class, and the stylesheet
+    makes that class stand out by more than colour (a sign before the count)."""
+    script = client.get("/dashboard/app.js").text
+    style = client.get("/dashboard/style.css").text
+    assert '"capture problem"' in script
+    rule = re.search(r"\.capture\.problem::before\s*{[^}]*content:\s*\"[^\"]+\"", style)
+    assert rule is not None
