@@ -187,17 +187,17 @@ def parse_body(raw: bytes, lora_id_fields: Sequence[str] = ()) -> ParsedBody:
         return _malformed(raw, InvalidPayload("not_an_object", "body must be a JSON object"))
     if _NUL_ESCAPE in raw:
         data = without_nul(data)
-    whole = fingerprint(data)
     raw_job = data.get("jobId")
     job_id = raw_job.strip() or None if isinstance(raw_job, str) else None
     if job_id is not None and len(job_id) > MAX_JOB_ID_LENGTH:
         job_id = None
     if job_id is None and (notice := recognise_lora(data, lora_id_fields)) is not None:
-        key, meaning = lora_dedupe(notice, whole)
+        key, meaning = lora_dedupe(notice, fingerprint(data))
         return ParsedBody(Kind.LORA, None, _sent_event(data), None, key, meaning, lora=notice)
     name = _sent_event(data)
     inferred = name is None and job_id is not None and (name := _inferred_event(data)) is not None
     if name not in _JOB_EVENTS:
+        whole = fingerprint(data)
         return ParsedBody(Kind.UNRECOGNIZED, None, name, job_id, f"body:{whole}", whole)
     if inferred:
         data = {**data, "event": name}
@@ -206,7 +206,9 @@ def parse_body(raw: bytes, lora_id_fields: Sequence[str] = ()) -> ParsedBody:
     except ValidationError as exc:
         fields = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors())
         problem = InvalidPayload("invalid_event", f"'{name}' event is missing or has bad: {fields}")
-        return ParsedBody(Kind.MALFORMED, None, name, job_id, None, whole, problem)
+        return ParsedBody(Kind.MALFORMED, None, name, job_id, None, fingerprint(data), problem)
+    # A job event is known by what it says, not by its whole body: no fingerprint of the whole
+    # on this path, which is every webhook Apiframe sends.
     kind = Kind(event.event)
     meaning = fingerprint({key: data.get(key) for key in _MEANING[kind]})
     flags = (*(("event_inferred",) if inferred else ()), *_set_aside(data, event))
