@@ -11,11 +11,13 @@ Tree (with the HTTP status of each one a request can get)::
         ├── InvalidPayload        400: a webhook verified, but not JSON or not a usable event
         ├── BadQuery              400: an admin API parameter or cursor it cannot use
         ├── SignatureRejected     401: webhook signature missing, malformed or wrong
-        ├── Unauthorized          401: no admin token, or the wrong one (with a Bearer challenge)
+        ├── Unauthorized          401: no admin (or metrics) token, or the wrong one (with a
+        │                         Bearer challenge)
         ├── Forbidden             403: a signed asset link that expired or is not this server's
         ├── NotFound              404: no such job, task or asset (or its file)
         ├── Conflict              409: not in the resource's current state (a running task)
         ├── BodyTooLarge          413: over FRAMEHOOK_MAX_BODY_BYTES
+        ├── ClientGone            499: the client left (or was cut off) before its body arrived
         └── Unavailable           503: database down, intake saturated or storage unusable;
                                   Apiframe (or the admin client) tries again
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 __all__ = [
     "BadQuery",
     "BodyTooLarge",
+    "ClientGone",
     "ConfigurationError",
     "Conflict",
     "Forbidden",
@@ -80,6 +83,15 @@ class BodyTooLarge(RequestRejected):
     status_code = 413
 
 
+class ClientGone(RequestRejected):
+    """The client disconnected, or missed its deadline, before its request was read.
+
+    Nobody reads the answer; 499 (nginx's "client closed request") is for the log line.
+    """
+
+    status_code = 499
+
+
 class InvalidPayload(RequestRejected):
     """A verified body that is not JSON, or not an event framehook can act on."""
 
@@ -93,7 +105,8 @@ class BadQuery(RequestRejected):
 
 
 class Unauthorized(RequestRejected):
-    """An admin API request without the admin token (or a signed link to the asset it asks for).
+    """An admin API (or ``/metrics``) request without its token, or an asset request without a
+    signed link to it.
 
     Attributes:
         token_given: an ``Authorization`` header came, so the token in it was wrong (the

@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=600.0, gt=0)
     retry_max_attempts: int = Field(default=8, ge=1)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # A real webhook body is a few KB (the largest fixture is under 1 KB): 64 KiB is ample
+    # headroom, and what an unauthenticated client can make the receiver hold per request.
+    max_body_bytes: int = Field(default=65_536, ge=1024, le=64 * 1_048_576)
     # Apiframe does not document its LoRA webhook: keys that hold the LoRA id in the real one,
     # if ``receiver.apiframe.loras`` does not recognise it by itself.
     lora_id_fields: CommaList = Field(default_factory=list)
@@ -69,6 +71,16 @@ class Settings(BaseSettings):
     intake_batch_max: int = Field(default=256, ge=1)
     intake_timeout_seconds: float = Field(default=10.0, gt=0)
     intake_writers: int | None = Field(default=None, ge=1, le=32)
+    # What an unauthenticated client can hold (see receiver.server): a request's headers must
+    # arrive within ``header_timeout_seconds`` of its first byte and its body within
+    # ``body_timeout_seconds`` of its headers; past ``max_connections`` open connections new
+    # requests get 503; and unverified webhook bodies held at once (declared or read, before
+    # their signature is checked) are capped at ``max_unverified_bytes``: past it, 503 with
+    # ``Retry-After`` before a byte of the body is read.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_connections: int = Field(default=1000, ge=1)
+    max_unverified_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     auto_migrate: bool | None = None
 
     # Workers (the embedded one in ``serve`` and ``framehook worker``).
@@ -103,6 +115,15 @@ class Settings(BaseSettings):
 
     # The live feed (``/api/events``, the dashboard): how often each open stream looks.
     events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Open live streams per process; more are refused with 503 (each one polls the database).
+    events_max_streams: int = Field(default=32, ge=1, le=10_000)
+
+    # ``/metrics``: when a token is set, scrapes must send ``Authorization: Bearer <token>``;
+    # when a port is set, ``serve`` answers /metrics there (on ``metrics_host``) and no longer
+    # on the webhook port.
+    metrics_token: SecretStr | None = None
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @field_validator(
         "api_keys",
@@ -116,7 +137,7 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return _split(value)
 
-    @field_validator("api_key", "admin_token", mode="before")
+    @field_validator("api_key", "admin_token", "metrics_token", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():

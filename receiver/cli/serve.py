@@ -49,6 +49,7 @@ def serve(
     from receiver.app import create_app
     from receiver.db.engine import normalize_url
     from receiver.logs import configure_logging
+    from receiver.server import bounded_protocol
 
     settings = load_settings(
         host=host,
@@ -85,6 +86,11 @@ def serve(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=30,
+        http=bounded_protocol(
+            settings.header_timeout_seconds,
+            settings.body_timeout_seconds,
+            settings.max_connections,
+        ),
     )
 
 

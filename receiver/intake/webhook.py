@@ -1,8 +1,14 @@
 """``POST /webhooks/apiframe``: verify → classify → commit → answer, in that order.
 
-Nothing is done in the request that does not have to be: the body is read (bounded), its
-signature checked, it is parsed, and it is handed to the group committer. The answer is sent
-only after the transaction holding the event has committed.
+Nothing is done in the request that does not have to be: the signature header is checked, the
+body is read (bounded), its HMAC checked, it is parsed, and it is handed to the group committer.
+The answer is sent only after the transaction holding the event has committed.
+
+Until its HMAC matches, a request is anybody's, so what it may cost is bounded: no body is read
+without a well-formed signature header; a body is at most ``max_body_bytes``; the unverified
+bodies held at once are at most ``max_unverified_bytes`` (past it: 503 with ``Retry-After``,
+before a byte is read); and a large body's HMACs are computed off the event loop.
+(:mod:`receiver.server` bounds the time a request may take to arrive, and the connections.)
 """
 
 from __future__ import annotations
@@ -14,12 +20,19 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from starlette.requests import Request
+import anyio
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from receiver.apiframe.events import MAX_EVENT_NAME_LENGTH, parse_body
-from receiver.apiframe.signatures import Verifier
-from receiver.errors import BodyTooLarge, RequestRejected, SignatureRejected
+from receiver.apiframe.signatures import SignatureMatch, Verifier, parse_signature
+from receiver.errors import (
+    BodyTooLarge,
+    ClientGone,
+    RequestRejected,
+    SignatureRejected,
+    Unavailable,
+)
 from receiver.intake.charges import count_charges
 from receiver.intake.group_commit import Committer
 from receiver.intake.recorder import Arrival, DeliveryOutcome, Receipt
@@ -55,18 +68,92 @@ def _signature_header(request: Request) -> str | None:
     return values[0] if values else None
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge("body_too_large", f"body is over the {limit}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge("body_too_large", f"body is over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+# Bytes of HMAC input (body size times candidate keys) computed on the event loop; more goes to
+# a thread. A real body (a few KB, one key) is far below: 256 KiB is ~0.2 ms of SHA-256.
+_INLINE_HMAC_BYTES = 256 * 1024
+# Threads hashing large unverified bodies at once: a flood of them queues here, not in the
+# shared thread pool the intake and readiness use.
+_HMAC_THREADS = 2
+
+
+# A real webhook body is a few KB. Bodies larger than this may hold only part of the unverified
+# bytes, so a flood of large bodies leaves room for real webhooks to keep coming in.
+_SMALL_BODY_BYTES = 16 * 1024
+_LARGE_SHARE = 0.75
+
+
+class _Unverified:
+    """Bytes of unverified bodies this process holds (declared or read), against a cap."""
+
+    __slots__ = ("held", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int, total: int) -> None:
+        """Hold ``size`` more bytes for a body now ``total`` bytes long.
+
+        Raises:
+            Unavailable: the cap would be passed (for a large body: its share of the cap); the
+                client should come back.
+        """
+        cap = self.limit if total <= _SMALL_BODY_BYTES else self.limit * _LARGE_SHARE
+        if self.held + size > cap:
+            raise Unavailable(
+                "overloaded", "too many unverified webhook bodies in flight", retry_after=1
+            )
+        self.held += size
+
+
+class _BodyReader:
+    """One request's body, read within the limits; ``release`` when it is verified or refused."""
+
+    __slots__ = ("_budget", "_held", "_limit")
+
+    def __init__(self, budget: _Unverified, limit: int) -> None:
+        self._budget = budget
+        self._limit = limit
+        self._held = 0
+
+    def _too_large(self) -> BodyTooLarge:
+        return BodyTooLarge("body_too_large", f"body is over the {self._limit}-byte limit")
+
+    async def read(self, request: Request) -> bytes:
+        """The whole body.
+
+        Raises:
+            BodyTooLarge: over the limit, declared or counted.
+            Unavailable: the unverified-bytes cap is reached (before reading, if declared).
+            ClientGone: the client left, or was cut off, before the body arrived.
+        """
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isascii() and declared.isdigit():
+            if len(declared) > 12 or int(declared) > self._limit:
+                raise self._too_large()
+            self._hold(int(declared))
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self._limit:
+                    raise self._too_large()
+                if size > self._held:  # chunked, or more than declared
+                    self._hold(size - self._held)
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise ClientGone("client_gone", "the client left before its body arrived") from None
+        return b"".join(chunks)
+
+    def _hold(self, size: int) -> None:
+        self._budget.take(size, self._held + size)
+        self._held += size
+
+    def release(self) -> None:
+        """Give the held bytes back to the cap."""
+        self._budget.held -= self._held
+        self._held = 0
 
 
 class WebhookEndpoint:
@@ -76,6 +163,7 @@ class WebhookEndpoint:
         verifier: checks ``X-Webhook-Signature``.
         committer: records arrivals durably (started by the app's lifespan).
         max_body_bytes: larger bodies get 413.
+        max_unverified_bytes: unverified bodies held at once, across requests; past it 503.
         metrics: counts deliveries, 401s, credits and the time to answer (nothing when
             ``None``).
         lora_id_fields: more keys holding a LoRA id (``FRAMEHOOK_LORA_ID_FIELDS``).
@@ -88,12 +176,35 @@ class WebhookEndpoint:
         max_body_bytes: int,
         metrics: Metrics | None = None,
         lora_id_fields: Sequence[str] = (),
+        max_unverified_bytes: int = 16 * 1_048_576,
     ) -> None:
         self._verifier = verifier
         self._committer = committer
         self._limit = max_body_bytes
+        self._unverified = _Unverified(max_unverified_bytes)
+        self._hmac_threads = anyio.CapacityLimiter(_HMAC_THREADS)
         self._metrics = metrics
         self._lora_id_fields = tuple(lora_id_fields)
+
+    @property
+    def unverified_bytes(self) -> int:
+        """Bytes of unverified bodies held now (declared or read)."""
+        return self._unverified.held
+
+    async def _verified_body(self, request: Request) -> tuple[bytes, SignatureMatch]:
+        # The header first: without a usable one, the body is never read.
+        expected = parse_signature(_signature_header(request))
+        reader = _BodyReader(self._unverified, self._limit)
+        try:
+            body = await reader.read(request)
+            if len(body) * self._verifier.candidates <= _INLINE_HMAC_BYTES:
+                return body, self._verifier.match(expected, body)
+            match = await anyio.to_thread.run_sync(
+                self._verifier.match, expected, body, limiter=self._hmac_threads
+            )
+            return body, match
+        finally:
+            reader.release()
 
     async def handle(self, request: Request) -> Response:
         """Handle one delivery; every path logs exactly one line."""
@@ -105,8 +216,7 @@ class WebhookEndpoint:
             header_event = header_event.strip()[:MAX_EVENT_NAME_LENGTH] or None
         log = _log.bind(request_id=request_id, remote=remote)
         try:
-            body = await _read_body(request, self._limit)
-            match = self._verifier.verify(_signature_header(request), body)
+            body, match = await self._verified_body(request)
             parsed = parse_body(body, self._lora_id_fields)
             arrival = Arrival(
                 parsed=parsed,

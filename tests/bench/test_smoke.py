@@ -77,6 +77,17 @@ def check_download(run: Ran) -> None:
     assert "s3 (nanio) server's own ingest" in run.stdout  # the server's bound, beside ours
 
 
+def check_flood(run: Ran) -> None:
+    """1 s per phase: exit 0, both setups quiet and flooded, the ratio lines, and the flooded
+    phases really flooded (wrongly signed requests were answered)."""
+    assert "ratio signed p50 flood/quiet (default limit, 64 KiB bodies) = " in run.stdout
+    assert "ratio signed p50 flood/quiet (limit 1 MiB, 1 MiB bodies) = " in run.stdout
+    phases = json.loads(run.report.read_text())["phases"]
+    assert [p["phase"] for p in phases] == ["quiet", "flood", "quiet", "flood"]
+    assert all(p["signed"] > 0 for p in phases), phases
+    assert all(p["flood_rps"] > 0 for p in phases if p["phase"] == "flood"), phases
+
+
 @dataclass(frozen=True)
 class Bench:
     """A benchmark script, its smallest sound options and what its output must show."""
@@ -103,6 +114,12 @@ BENCHES = [
         90,
         check_tasks,
         needs="postgres",
+    ),
+    Bench(
+        "flood.py",
+        ("--duration", "1", "--flooders", "4", "--json", "{report}"),
+        90,
+        check_flood,
     ),
     Bench(
         "download.py",

@@ -23,12 +23,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
+from receiver.settings import Settings
 from tests.support.webhooks import signed_headers
 
 URL = "/webhooks/apiframe"
 TOKEN = "any-values-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-LIMIT = 1_048_576  # the receiver's default body limit
+LIMIT = Settings.model_fields["max_body_bytes"].default  # the receiver's default body limit
 ADMIN = ["/api/jobs", "/api/deliveries", "/api/tasks", "/api/credits", "/api/credits?by=day"]
 JOBS = ["a1b2c3d4-0000-4000-8000-000000000001", "a1b2c3d4-0000-4000-8000-000000000002"]
 
