@@ -1,6 +1,14 @@
 """Asset storage: a small async Protocol and backends chosen by URL scheme."""
 
-from storage._errors import InvalidKey, ObjectNotFound, StorageError, UnknownScheme
+from storage._errors import (
+    InvalidKey,
+    ObjectNotFound,
+    StorageError,
+    StorageFull,
+    StorageRefused,
+    UnknownScheme,
+)
+from storage._probe import PROBE_PREFIX, probe
 from storage._protocol import Storage, StoredObject
 from storage._registry import from_url, register_scheme
 from storage.local import LocalStorage
@@ -11,10 +19,14 @@ __all__ = [
     "LocalStorage",
     "MemoryStorage",
     "ObjectNotFound",
+    "PROBE_PREFIX",
     "Storage",
     "StorageError",
+    "StorageFull",
+    "StorageRefused",
     "StoredObject",
     "UnknownScheme",
     "from_url",
+    "probe",
     "register_scheme",
 ]

@@ -16,6 +16,7 @@ from receiver import Settings, create_app
 from receiver.db.engine import create_db_engine
 from receiver.db.schema import upgrade
 from tests.support.database import TABLES, scratch_postgres
+from tests.support.mounts import Tmpfs
 from tests.support.webhooks import API_KEY
 
 
@@ -129,3 +130,24 @@ def db(database_url: str) -> Iterator[Engine]:
     engine = create_db_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str, int], Tmpfs]]:
+    """``tmpfs(name, size)`` mounts a tmpfs of ``size`` bytes at ``tmp_path / name``; every
+    one is unmounted after the test. Skips where mounting is not permitted."""
+    mounted: list[Tmpfs] = []
+
+    def factory(name: str, size: int) -> Tmpfs:
+        mounted.append(Tmpfs(tmp_path / name, size))
+        return mounted[-1]
+
+    yield factory
+    for fs in reversed(mounted):
+        fs.unmount()
+
+
+@pytest.fixture
+def disk(tmpfs: Callable[[str, int], Tmpfs]) -> Path:
+    """A 64 KiB tmpfs to fill or make read-only (``tests.support.mounts``), unmounted after."""
+    return tmpfs("disk", 65_536).path

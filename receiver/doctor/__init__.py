@@ -21,8 +21,9 @@ from receiver.doctor._settings import (
     check_api_keys,
     check_configuration,
 )
-from receiver.doctor._storage import PROBE_PREFIX, check_storage
+from receiver.doctor._storage import check_storage
 from receiver.settings import Settings
+from storage import PROBE_PREFIX
 
 __all__ = [
     "MIN_TOKEN_LENGTH",

@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
-from collections.abc import AsyncIterator
 
 from receiver.doctor._result import Check, Status
 from receiver.settings import Settings
-from storage import LocalStorage, MemoryStorage, Storage, StorageError, from_url
+from storage import PROBE_PREFIX, MemoryStorage, StorageError, from_url, probe
 
-__all__ = ["PROBE_PREFIX", "check_storage"]
-
-PROBE_PREFIX = ".framehook-doctor"
-"""Where the storage check writes its probe object (and deletes it again)."""
-
-
-async def _round_trip(store: Storage, key: str, payload: bytes) -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        yield payload
-
-    try:
-        await store.put(key, chunks(), "application/octet-stream")
-        read = b"".join([chunk async for chunk in store.open(key)])
-        if read != payload:
-            raise OSError(f"read back {len(read)} bytes unlike the {len(payload)} written")
-    finally:
-        await store.delete(key)
+__all__ = ["check_storage"]
 
 
 def check_storage(settings: Settings, timeout: float = 5.0) -> list[Check]:
@@ -43,11 +24,10 @@ def check_storage(settings: Settings, timeout: float = 5.0) -> list[Check]:
                 "FRAMEHOOK_STORAGE_URL: a directory, file://, s3://bucket/prefix, gs://, az://",
             )
         ]
-    key = f"{PROBE_PREFIX}/probe-{uuid.uuid4().hex}"
     where = settings.storage_url
     try:
         where = store.uri(PROBE_PREFIX)
-        asyncio.run(asyncio.wait_for(_round_trip(store, key, uuid.uuid4().bytes), timeout))
+        asyncio.run(asyncio.wait_for(probe(store), timeout))
     except TimeoutError:
         return [
             Check(
@@ -67,10 +47,6 @@ def check_storage(settings: Settings, timeout: float = 5.0) -> list[Check]:
                 "user owns; a bucket whose credentials allow put, get and delete)",
             )
         ]
-    finally:
-        if isinstance(store, LocalStorage):
-            with contextlib.suppress(OSError):  # only if empty: never anyone else's files
-                (store.root / PROBE_PREFIX).rmdir()
     if isinstance(store, MemoryStorage):
         return [
             Check(

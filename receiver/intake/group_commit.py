@@ -17,13 +17,16 @@ Where the work runs depends on the database:
 
 Failure handling: a batch that fails as a whole is rolled back and its items are retried in a
 transaction each, so one bad item fails alone. A database that is down fails every item with
-``Unavailable`` (503: Apiframe tries again).
+``Unavailable`` (503: Apiframe tries again). A full or failing disk (``disk_trouble``) is no
+item's fault: the whole batch fails at once with 503 ``disk_full``, the connection is replaced
+rather than reused, and ``disk_failure`` says so (for ``/readyz``) until a commit succeeds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,11 +37,11 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection, RootTransaction
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from receiver.db.engine import IMMEDIATE, write_lock
+from receiver.db.engine import IMMEDIATE, disk_trouble, write_lock
 from receiver.errors import Unavailable
 from receiver.logs import get_logger
 
-__all__ = ["Committer"]
+__all__ = ["Committer", "DiskFailure"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -60,8 +63,25 @@ def _is_outage(exc: BaseException) -> bool:
     return any(c.__name__ in ("OperationalError", "InterfaceError") for c in type(exc).__mro__)
 
 
+@dataclass(frozen=True, slots=True)
+class DiskFailure:
+    """A commit that failed on the database's disk.
+
+    Attributes:
+        trouble: ``disk_full`` or ``disk_io_error`` (see ``receiver.db.engine.disk_trouble``).
+        error: the database's message.
+        at: when, on ``time.monotonic()``'s clock.
+    """
+
+    trouble: str
+    error: str
+    at: float
+
+
 def _as_unavailable(exc: BaseException) -> Unavailable:
     # Either way the sender is told to retry (503): nothing it sent was acknowledged.
+    if disk_trouble(exc) == "disk_full":
+        return Unavailable("disk_full", "the database's disk is full: the event was not stored")
     if _is_outage(exc):
         return Unavailable("database_unavailable", "the database could not commit the event")
     return Unavailable("intake_failed", "the event could not be recorded; see the server log")
@@ -97,10 +117,13 @@ class _Writer:
             self._locked = False
             self._lock.release()
 
-    def drop(self) -> None:
-        """Forget the connection after a failure (rolling back); the next batch reconnects."""
+    def drop(self, invalidate: bool = False) -> None:
+        """Forget the connection after a failure (rolling back); the next batch reconnects.
+        ``invalidate`` (after a disk error) closes it for good instead of pooling it again."""
         if self._connection is not None:
             with contextlib.suppress(Exception):
+                if invalidate:
+                    self._connection.invalidate()
                 self._connection.close()
             self._connection = None
         self.end()
@@ -146,11 +169,17 @@ class Committer(Generic[T, R]):
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._accepting = False
+        self._disk_failure: DiskFailure | None = None
 
     @property
     def pending(self) -> int:
         """Items waiting for a writer (for metrics and load shedding)."""
         return len(self._pending)
+
+    @property
+    def disk_failure(self) -> DiskFailure | None:
+        """The last commit's failure on a full or failing disk, if no commit succeeded since."""
+        return self._disk_failure
 
     async def start(self, engine: Engine) -> None:
         """Start the writers on ``engine`` (call from the event loop that will submit)."""
@@ -217,14 +246,14 @@ class Committer(Generic[T, R]):
             # BEGIN IMMEDIATE may wait for another process's write lock: not on the loop.
             connection, transaction = await loop.run_in_executor(writer.thread, writer.begin)
             results = self._work(connection, items)
-        except Exception:
-            writer.drop()
+        except Exception as exc:
+            writer.drop(invalidate=disk_trouble(exc) is not None)
             raise
         try:
             # The commit (and its fsync) releases the GIL: the loop serves requests meanwhile.
             await loop.run_in_executor(writer.thread, transaction.commit)
-        except Exception:
-            writer.drop()
+        except Exception as exc:
+            writer.drop(invalidate=disk_trouble(exc) is not None)
             raise
         writer.end()
         return results
@@ -234,8 +263,8 @@ class Committer(Generic[T, R]):
             connection, transaction = writer.begin()
             with transaction:
                 results = self._work(connection, items)
-        except Exception:
-            writer.drop()
+        except Exception as exc:
+            writer.drop(invalidate=disk_trouble(exc) is not None)
             raise
         writer.end()
         return results
@@ -244,9 +273,12 @@ class Committer(Generic[T, R]):
         try:
             results = await self._transaction(writer, [p.item for p in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                self._log_failure(exc)
-                self._settle(batch[0], error=_as_unavailable(exc))
+            trouble = self._note_disk_failure(exc)
+            if len(batch) == 1 or trouble is not None:
+                # One by one could only fail the same way, each paying for a transaction.
+                self._log_failure(exc, size=len(batch))
+                for pending in batch:
+                    self._settle(pending, error=_as_unavailable(exc))
                 return
             _log.warning("batch failed; committing one by one", size=len(batch), error=repr(exc))
             await self._one_by_one(writer, batch)
@@ -260,13 +292,24 @@ class Committer(Generic[T, R]):
             try:
                 (result,) = await self._transaction(writer, [pending.item])
             except Exception as exc:
+                self._note_disk_failure(exc)
                 self._log_failure(exc)
                 self._settle(pending, error=_as_unavailable(exc))
             else:
                 self._settle(pending, result)
                 self._committed([result])
 
+    def _note_disk_failure(self, exc: BaseException) -> str | None:
+        trouble = disk_trouble(exc)
+        if trouble is not None:
+            # The driver's own words: SQLAlchemy's wrapper would add the statement's parameters
+            # (webhook bodies), and /readyz shows this to whoever asks.
+            message = str(getattr(exc, "orig", None) or exc)
+            self._disk_failure = DiskFailure(trouble, message, time.monotonic())
+        return trouble
+
     def _committed(self, results: list[R]) -> None:
+        self._disk_failure = None
         if self._on_commit is not None:
             try:
                 self._on_commit(results)
@@ -274,8 +317,10 @@ class Committer(Generic[T, R]):
                 _log.exception("on_commit hook failed")
 
     @staticmethod
-    def _log_failure(exc: BaseException) -> None:
-        _log.error("commit failed", error=repr(exc), exc_info=not isinstance(exc, DBAPIError))
+    def _log_failure(exc: BaseException, size: int = 1) -> None:
+        _log.error(
+            "commit failed", size=size, error=repr(exc), exc_info=not isinstance(exc, DBAPIError)
+        )
 
     @staticmethod
     def _settle(
