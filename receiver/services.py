@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -15,7 +17,7 @@ from sqlalchemy import Engine
 from handlers import FetchPolicy, Handler, safe_client
 from receiver.errors import ConfigurationError
 from receiver.logs import get_logger
-from receiver.metrics import Metrics
+from receiver.metrics import Metrics, wsgi_app
 from receiver.queue.notify import Listener
 from receiver.queue.tasks import TaskQueue
 from receiver.queue.worker import Worker, worker_name
@@ -23,6 +25,8 @@ from receiver.settings import Settings
 from storage import from_url
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     # Reconciliation's modules are imported where it starts: a standalone worker never
     # reconciles, and every module it loads stays resident (bench/download.py: worker RSS).
     from receiver.intake.recorder import Recorder
@@ -35,6 +39,7 @@ __all__ = [
     "running_pruner",
     "running_reconciler",
     "running_worker",
+    "serving_metrics",
 ]
 
 
@@ -214,3 +219,52 @@ async def running_pruner(engine: Engine, settings: Settings) -> AsyncIterator[No
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@contextlib.contextmanager
+def serving_metrics(
+    metrics: Metrics, port: int | None, host: str, token: SecretStr | None = None
+) -> Iterator[int | None]:
+    """Serve ``metrics`` over HTTP on ``host:port`` while in the block, behind ``token`` when
+    given; yields the port bound (``0`` binds a free one; ``port`` ``None``: nothing served,
+    yields ``None``).
+
+    ``framehook worker`` serves its metrics here (``FRAMEHOOK_WORKER_METRICS_PORT``), and so
+    does ``serve`` when ``FRAMEHOOK_METRICS_PORT`` moves them off the webhook port.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    if port is None:
+        yield None
+        return
+    # prometheus-client's own exporter (its WSGI app, on its threaded server), started the way
+    # its start_http_server does, with the token check in front: a few threads of its own,
+    # nothing that runs on an event loop.
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    # "::" or a host name may want IPv6: bind the family the address resolves to.
+    family, *_, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            """No line per scrape on stderr."""
+
+    server = make_server(str(address[0]), port, wsgi_app(metrics, token), Server, QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="framehook-metrics", daemon=True)
+    thread.start()
+    bound = int(server.server_address[1])
+    _log.info("metrics served", url=f"http://{host}:{bound}/metrics", token=token is not None)
+    try:
+        yield bound
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

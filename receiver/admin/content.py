@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +30,15 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from receiver.admin.auth import AdminToken, refused
 from receiver.admin.paging import parse_id
 from receiver.db.models import AssetRecord, metadata
-from receiver.errors import Forbidden, NotFound, Unavailable
+from receiver.errors import BadQuery, Forbidden, NotFound, Unavailable
 from storage import LocalStorage, Storage, StorageError, from_url
 
-__all__ = ["LINK_SECONDS", "AssetLinks", "ContentEndpoint"]
+__all__ = ["LINK_SECONDS", "MAX_EXPIRES_DIGITS", "AssetLinks", "ContentEndpoint", "parse_expires"]
 
 LINK_SECONDS = 3600
+MAX_EXPIRES_DIGITS = 12
+"""The longest ``expires`` a link may carry: Unix seconds have 10 digits until the year 2286."""
+_EXPIRES = re.compile(f"[0-9]{{1,{MAX_EXPIRES_DIGITS}}}")  # [0-9]: ASCII only, unlike \d
 _assets = metadata.tables[AssetRecord.__tablename__]
 
 
@@ -58,6 +62,7 @@ class AssetLinks:
         """Whether the request carries the token or a valid link to this asset.
 
         Raises:
+            BadQuery: the link's ``expires`` is not a Unix time.
             Forbidden: the link is expired or its signature is wrong.
         """
         if self.token.admits(request):
@@ -65,13 +70,31 @@ class AssetLinks:
         expires, signature = (request.query_params.get(k) for k in ("expires", "signature"))
         if expires is None or signature is None:
             return False
-        if not expires.isdigit() or not hmac.compare_digest(
-            signature.encode(), self._signature(asset_id, int(expires)).encode()
-        ):
+        when = parse_expires(expires)
+        if not hmac.compare_digest(signature.encode(), self._signature(asset_id, when).encode()):
             raise Forbidden("bad_signature", "this link was not signed by this server")
-        if int(expires) < time.time():
+        if when < time.time():
             raise Forbidden("link_expired", "this link has expired; reload the job page")
         return True
+
+
+def parse_expires(value: str) -> int:
+    """A signed link's ``expires``: Unix seconds, as up to :data:`MAX_EXPIRES_DIGITS` ASCII
+    digits.
+
+    Checked before ``int()``: ``str.isdigit`` also accepts other scripts' digits ("١٢٣") and
+    superscripts ("²", which ``int`` refuses), and ``int`` refuses more than 4,300 digits;
+    either way the link was not made here, and the answer is a 400, not a 500.
+
+    Raises:
+        BadQuery: ``value`` is not such a number.
+    """
+    if _EXPIRES.fullmatch(value) is None:
+        raise BadQuery(
+            "bad_expires",
+            f"expires must be a Unix time in seconds (at most {MAX_EXPIRES_DIGITS} digits 0-9)",
+        )
+    return int(value)
 
 
 @dataclass(slots=True)
@@ -95,6 +118,7 @@ class ContentEndpoint:
 
         Raises:
             Unauthorized: neither the token nor a link came.
+            BadQuery: the id, or the link's ``expires``, is malformed.
             Forbidden: the link is expired or not this server's.
             NotFound: no such asset, or its file is not in this server's storage.
             Unavailable: the storage cannot be opened.

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from receiver.admin.content import MAX_EXPIRES_DIGITS
 from receiver.admin.paging import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
 from receiver.admin.queries import TASK_STATUSES
 from receiver.admin.views import (
@@ -167,6 +168,11 @@ _PATHS: dict[str, Schema] = {
                     "content": {"text/event-stream": {"schema": _TEXT}},
                 },
                 **_ERRORS,
+                "503": _answer(
+                    "The database is unavailable, or this server has as many streams open "
+                    "as FRAMEHOOK_EVENTS_MAX_STREAMS allows (`too_many_streams`; come back "
+                    "after `Retry-After` seconds)."
+                ),
             },
         }
     },
@@ -212,7 +218,11 @@ _PATHS: dict[str, Schema] = {
             "security": [{"bearer": []}, {}],
             "parameters": [
                 _NUMBER_ID,
-                _query("expires", "A signed link's expiry (Unix seconds).", _TEXT),
+                _query(
+                    "expires",
+                    "A signed link's expiry (Unix seconds).",
+                    {"type": "string", "pattern": f"^[0-9]{{1,{MAX_EXPIRES_DIGITS}}}$"},
+                ),
                 _query("signature", "A signed link's signature.", _TEXT),
             ],
             "responses": {

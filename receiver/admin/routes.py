@@ -8,15 +8,12 @@ every rejection, and an unreachable database (SQLAlchemy's ``OperationalError``)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
-import orjson
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,7 +22,7 @@ from starlette.routing import Route
 from receiver.admin.auth import AdminToken
 from receiver.admin.content import AssetLinks, ContentEndpoint
 from receiver.admin.credits import credits_query
-from receiver.admin.feed import Change, Feed
+from receiver.admin.events import EventsEndpoint, StreamSlots
 from receiver.admin.openapi import OPENAPI
 from receiver.admin.paging import (
     decode_cursor,
@@ -64,7 +61,7 @@ from receiver.db.engine import writing
 from receiver.db.models import TaskStatus
 from receiver.errors import Conflict, NotFound
 from receiver.queue.replay import replay_job, requeue_task
-from receiver.responses import DATABASE_UNAVAILABLE, json_response
+from receiver.responses import json_response
 from receiver.settings import Settings
 
 __all__ = ["admin_routes"]
@@ -184,48 +181,6 @@ def _job(links: AssetLinks) -> Callable[[Request], Awaitable[JobTimelineView]]:
     return job
 
 
-_DOWN = orjson.dumps({"reason": DATABASE_UNAVAILABLE}).decode()
-
-
-def _events(token: AdminToken, poll_seconds: float) -> Handler:
-    async def events(request: Request) -> Response:
-        """``GET /api/events[?job=ID]``: server-sent events of what changes (see ``feed``)."""
-        token.require(request)
-        feed = Feed(watch=parse_text(request.query_params.get("job"), "job"))
-        engine = _engine(request)
-
-        def poll() -> list[Change]:
-            with engine.connect() as connection, connection.begin():
-                return feed.poll(connection)
-
-        async def stream() -> AsyncIterator[ServerSentEvent]:
-            yield ServerSentEvent(data="{}", event="ready", retry=2000)
-            down = False
-            while True:
-                try:
-                    changes = await anyio.to_thread.run_sync(poll)
-                except OperationalError:
-                    # The answer has started, so no 503 now: the stream stays open, the client
-                    # shows "database unavailable", and the next poll that works carries on
-                    # where this one stopped.
-                    if not down:
-                        yield ServerSentEvent(data=_DOWN, event="down")
-                    down = True
-                else:
-                    if down:
-                        yield ServerSentEvent(data="{}", event="ready")
-                    down = False
-                    for name, data in changes:
-                        yield ServerSentEvent(data=orjson.dumps(data).decode(), event=name)
-                await anyio.sleep(poll_seconds)
-
-        # X-Accel-Buffering: a reverse proxy (nginx) would otherwise hold events back.
-        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return EventSourceResponse(stream(), ping=15, headers=headers)
-
-    return events
-
-
 def _requeue_and_read(engine: Engine, task_id: int) -> tuple[bool, TaskView | None]:
     # One transaction: read back after a later commit, a worker woken by the requeue could
     # already have claimed the task, and the answer would say "running" for a task just queued.
@@ -279,10 +234,12 @@ def admin_routes(token: AdminToken, settings: Settings) -> list[Route]:
     """Every ``/api`` route, the data ones behind ``token``."""
     links = AssetLinks(token)
     content = ContentEndpoint(links, settings.storage_url)
-    events = _events(token, settings.events_poll_seconds)
+    events = EventsEndpoint(
+        token, settings.events_poll_seconds, StreamSlots(settings.events_max_streams)
+    )
     return [
         Route("/api/openapi.json", openapi, methods=["GET"], name="admin_openapi"),
-        Route("/api/events", events, methods=["GET"], name="admin_events"),
+        Route("/api/events", events.handle, methods=["GET"], name="admin_events"),
         Route("/api/jobs", _guarded(token, jobs), methods=["GET"], name="admin_jobs"),
         Route("/api/jobs/{id}", _guarded(token, _job(links)), methods=["GET"], name="admin_job"),
         Route(

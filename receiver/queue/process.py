@@ -1,12 +1,11 @@
 """``framehook worker``: a worker process of its own, stopped by SIGTERM or SIGINT, with its
-own ``/metrics`` when ``FRAMEHOOK_WORKER_METRICS_PORT`` is set."""
+own ``/metrics`` when ``FRAMEHOOK_WORKER_METRICS_PORT`` is set (behind
+``FRAMEHOOK_METRICS_TOKEN`` when that is set)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import Iterator
 
 import anyio
 
@@ -15,7 +14,7 @@ from receiver.db.schema import prepare_schema
 from receiver.logs import get_logger
 from receiver.metrics import Metrics
 from receiver.queue.registry import load_handlers
-from receiver.services import build_worker, http_client, running_worker
+from receiver.services import build_worker, http_client, running_worker, serving_metrics
 from receiver.settings import Settings
 
 __all__ = ["run_worker_process"]
@@ -41,32 +40,14 @@ async def run_worker_process(settings: Settings) -> None:
         await anyio.to_thread.run_sync(prepare_schema, engine, settings)
         metrics = Metrics()
         worker = build_worker(engine, handlers, settings, http_client(settings), metrics=metrics)
-        with serving_metrics(metrics, settings):
+        with serving_metrics(
+            metrics,
+            settings.worker_metrics_port,
+            settings.worker_metrics_host,
+            settings.metrics_token,
+        ):
             async with running_worker(worker, settings):
                 await stop.wait()
                 _log.info("stop requested")
     finally:
         engine.dispose()
-
-
-@contextlib.contextmanager
-def serving_metrics(metrics: Metrics, settings: Settings) -> Iterator[int | None]:
-    """Serve ``metrics`` over HTTP on ``FRAMEHOOK_WORKER_METRICS_PORT`` while in the block;
-    yields the port (``None``: not configured)."""
-    if settings.worker_metrics_port is None:
-        yield None
-        return
-    # prometheus-client's own exporter: a small threaded server, nothing to run on our loop.
-    from prometheus_client import start_http_server
-
-    server, thread = start_http_server(
-        settings.worker_metrics_port, settings.worker_metrics_host, registry=metrics.registry
-    )
-    port = int(server.server_address[1])
-    _log.info("metrics served", url=f"http://{settings.worker_metrics_host}:{port}/metrics")
-    try:
-        yield port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)

@@ -152,12 +152,20 @@ function connect(job) {
 
   const run = async () => {
     while (!controller.signal.aborted) {
+      let busy = 0; // ms the server asked us to wait: it has all the live streams it allows
       try {
         const response = await fetch(`/api/events${query}`, {
           headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream" },
           signal: controller.signal,
         });
         if (response.status === 401) return loggedOut();
+        if (response.status === 503) {
+          // The page still works without the feed (lists load on their own); it is only not
+          // live. Come back when the server says, not sooner: every refused tab asks again.
+          const body = await response.json().catch(() => ({}));
+          const seconds = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+          if (body.reason === "too_many_streams") busy = (Number.isFinite(seconds) ? seconds : 10) * 1000;
+        }
         if (!response.ok || !response.body) throw new Error(`${response.status}`);
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
@@ -175,8 +183,9 @@ function connect(job) {
       } catch (error) {
         if (controller.signal.aborted) return;
       }
-      setLive("retrying", "reconnecting…");
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      if (busy) setLive("busy", "not live: server busy");
+      else setLive("retrying", "reconnecting…");
+      await new Promise((resolve) => setTimeout(resolve, Math.max(delay, busy)));
       delay = Math.min(delay * 2, 10000);
     }
   };

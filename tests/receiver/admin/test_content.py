@@ -98,3 +98,30 @@ def test_local_files_answer_ranges_and_a_deleted_file_is_a_404(
         path.unlink()
     gone = client.get(first["contentUrl"])
     assert (gone.status_code, gone.json()["reason"]) == (404, "object_missing")
+
+
+@pytest.mark.parametrize(
+    "expires",
+    ["9" * 5000, "١٢٣", "²", "9" * 13, "-1", "1e9", " 123", "123\n", ""],
+    ids=[
+        "5000-digits",
+        "arabic-indic",
+        "superscript",
+        "13-digits",
+        "negative",
+        "float",
+        "space",
+        "newline",
+        "empty",
+    ],
+)
+def test_a_link_whose_expiry_is_not_unix_seconds_is_a_400(
+    make_client: Callable[..., TestClient], expires: str
+) -> None:
+    """An ``expires`` that is not 1 to 12 ASCII digits (one too long for ``int``, digits of
+    another script, a superscript) is refused as a bad parameter before anything reads it."""
+    client = make_client(admin_token=TOKEN)
+    answer = client.get("/api/assets/1/content", params={"expires": expires, "signature": "ab"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["reason"] == "bad_expires"
+    assert "Traceback" not in answer.text

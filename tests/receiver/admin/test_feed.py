@@ -4,8 +4,7 @@ loopback connection while webhooks arrive."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,10 @@ from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
 from receiver.admin.feed import JOB_BATCH, OVERLAP, Feed
-from receiver.app import create_app
 from receiver.db.engine import writing
-from receiver.dev.loopback import serve_loopback
-from receiver.settings import Settings
 from tests.receiver.admin.scenario import AUTH, TOKEN, post, progress
-from tests.support.webhooks import API_KEY, signed_headers
+from tests.receiver.admin.streams import events, served
+from tests.support.webhooks import signed_headers
 
 
 def poll(engine: Engine, feed: Feed) -> list[tuple[str, dict[str, Any]]]:
@@ -131,42 +128,6 @@ def test_a_watched_job_reports_task_and_asset_changes(api: TestClient, db: Engin
 
 
 # ---- /api/events over a real connection ---------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def served(tmp_path: Path, database_url: str) -> AsyncIterator[str]:
-    settings = Settings(
-        api_key=API_KEY,
-        database_url=database_url,
-        storage_url=str(tmp_path / "assets"),
-        handlers=[],
-        admin_token=TOKEN,
-        auto_migrate=True,
-        run_worker=False,
-        reconcile=False,
-        events_poll_seconds=0.1,
-        log_level="warning",
-    )
-    server, task, url = await serve_loopback(create_app(settings))
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-
-
-async def events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
-    """Parse a text/event-stream into (event, data) pairs."""
-    name, data = "message", list[str]()
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield name, orjson.loads("\n".join(data))
-            name, data = "message", list[str]()
-        elif line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
 
 
 def test_the_stream_carries_progress_as_webhooks_arrive(tmp_path: Path, database_url: str) -> None:

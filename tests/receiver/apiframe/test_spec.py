@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from receiver.apiframe.events import Kind, parse_body
+from receiver.apiframe.models import MODELS
 from receiver.intake.job_state import JobStatus
 from receiver.reconcile.jobs import event_body
 
@@ -87,3 +88,26 @@ def test_every_ended_spec_status_found_by_a_poll_becomes_its_event(spec: dict[st
         if status in ENDS:
             assert body is not None
             assert parse_body(body).kind == ENDS[status]
+
+
+def _models(spec: dict[str, Any]) -> set[str]:
+    """Every ``model`` enum or const anywhere in the spec."""
+    found: set[str] = set()
+    stack: list[Any] = [spec]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            model = node.get("properties", {}).get("model", {})
+            found.update(model.get("enum", ()))
+            if "const" in model:
+                found.add(model["const"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def test_the_known_models_are_the_ones_the_spec_documents(spec: dict[str, Any]) -> None:
+    """receiver.apiframe.models.MODELS (the credits metric's own series) is exactly the set of
+    model ids Apiframe's spec documents: a model added there shows up here."""
+    assert _models(spec) == MODELS

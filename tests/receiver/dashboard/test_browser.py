@@ -70,8 +70,8 @@ def cdn() -> Iterator[FakeCdn]:
         yield server
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def start(tmp_path: Path, **extra: str) -> Server:
+    """``framehook serve`` for the dashboard, ready; ``extra`` variables on top."""
     env = framehook_env(
         FRAMEHOOK_ADMIN_TOKEN=TOKEN,
         FRAMEHOOK_DATABASE_URL=f"sqlite:///{tmp_path / 'framehook.db'}",
@@ -85,9 +85,16 @@ def server(tmp_path: Path) -> Iterator[Server]:
         FRAMEHOOK_EVENTS_POLL_SECONDS="0.2",
         FRAMEHOOK_POLL_SECONDS="0.2",
         FRAMEHOOK_LOG_LEVEL="warning",
+        **extra,
     )
     process = Server(env, tmp_path)
     process.wait_ready()
+    return process
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    process = start(tmp_path)
     yield process
     process.stop()
 
@@ -282,3 +289,32 @@ def test_the_status_filter_offers_the_statuses_the_api_describes(
     expect(page.locator('tr[data-job-id="job-done"]')).to_have_count(1)
     expect(page.locator('select[aria-label="Status"]')).to_have_value("COMPLETED")
     assert problems == [], problems
+
+
+def test_a_page_refused_the_live_feed_still_lists_jobs_and_goes_live_later(
+    browser: Any, tmp_path: Path
+) -> None:
+    """With the server's one live stream (FRAMEHOOK_EVENTS_MAX_STREAMS=1) held by another
+    client, the page says it is not live and still lists the jobs; once that client leaves,
+    the page goes live by itself (after Retry-After) and follows the job again."""
+    server = start(tmp_path, FRAMEHOOK_EVENTS_MAX_STREAMS="1")
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        expect = playwright.expect
+        send(server, progress("job-busy", 20, "flux"))
+        row = page.locator('tr[data-job-id="job-busy"]')
+        with httpx.stream("GET", f"{server.url}/api/events", headers=AUTH, timeout=30) as held:
+            assert held.status_code == 200
+            page.goto(f"{server.url}/#token={TOKEN}")
+            expect(row.locator("progress")).to_have_attribute("value", "20")
+            expect(page.locator("#live")).to_have_text("not live: server busy")
+            expect(page.locator("#live")).to_have_attribute("data-state", "busy")
+        # The held stream is closed: its slot is free, and the page takes it when told to.
+        expect(page.locator("#live")).to_have_text("live", timeout=20_000)
+        send(server, progress("job-busy", 70, "flux"))
+        expect(row.locator("progress")).to_have_attribute("value", "70")
+        assert errors == [], errors
+    finally:
+        server.stop()

@@ -76,9 +76,10 @@ def test_one_image_serves_both_roles_with_commands_the_cli_accepts(
     for command in (receiver["command"], worker["command"], services["migrate"]["command"]):
         parsed = CliRunner().invoke(app, [*command[1:], "--help"])
         assert parsed.exit_code == 0, f"{command}: {parsed.output}"
-    # A worker has no /healthz: its check asks the metrics server it is told to run.
+    # A worker has no /healthz: its check connects to the metrics server it is told to run
+    # (a connect, not a scrape, which FRAMEHOOK_METRICS_TOKEN would refuse).
     port = worker["environment"]["FRAMEHOOK_WORKER_METRICS_PORT"]
-    assert f"127.0.0.1:{port}/metrics" in " ".join(worker["healthcheck"]["test"])
+    assert f"('127.0.0.1', {port})" in " ".join(worker["healthcheck"]["test"])
     assert worker["environment"]["FRAMEHOOK_WORKER_METRICS_HOST"] == "0.0.0.0"  # noqa: S104
     # SIGTERM lets running handlers finish (FRAMEHOOK_GRACE_SECONDS): the stop must wait longer.
     grace = int(worker["stop_grace_period"].removesuffix("s"))
