@@ -23,6 +23,7 @@ __all__ = [
     "address_refusal",
     "canonical_host",
     "check_url",
+    "parse_url",
     "public_url",
 ]
 
@@ -136,8 +137,13 @@ def check_url(url: httpx.URL, policy: FetchPolicy) -> None:
         raise UnsafeURL(url, f"scheme {scheme or '(none)'} not allowed")
     if url.userinfo:
         raise UnsafeURL(url, "credentials in the URL (user@host) not allowed")
+    # Both would otherwise fail only once connecting (a port past 65535 inside anyio, a bad
+    # xn-- label at the resolver): as a transport error, retried as if the CDN were down.
+    if url.port is not None and not 0 < url.port < 65536:
+        raise UnsafeURL(url, f"port {url.port} is not a TCP port (1-65535)")
     try:
         host = canonical_host(url.raw_host.decode("ascii"))
+        _decoded_host(url)
     except ValueError as exc:
         raise UnsafeURL(url, str(exc)) from None
     if not policy.allows_host(host):
@@ -146,6 +152,37 @@ def check_url(url: httpx.URL, policy: FetchPolicy) -> None:
         reason = address_refusal(host, policy)
         if reason is not None:
             raise UnsafeURL(url, reason)
+
+
+def parse_url(text: str) -> httpx.URL:
+    """``text`` as a URL httpx can build a request for.
+
+    httpx parses some URLs it cannot use: it raises a bare ``ValueError`` (``idna.IDNAError``,
+    ``UnicodeEncodeError``), not ``InvalidURL``, only once it builds the request, for a host
+    with a malformed ``xn--`` label or text with a lone surrogate. Here they are found first.
+
+    Raises:
+        httpx.InvalidURL: ``text`` is not a URL httpx can use, saying why.
+    """
+    try:
+        url = httpx.URL(text)
+        _decoded_host(url)
+    except ValueError as exc:
+        raise httpx.InvalidURL(str(exc)) from exc
+    return url
+
+
+def _decoded_host(url: httpx.URL) -> str:
+    """``url``'s host as text (``xn--`` labels decoded, as httpx decodes them for ``Host``).
+
+    Raises:
+        ValueError: a label is not valid IDNA, saying which host.
+    """
+    try:
+        return url.host
+    except ValueError as exc:  # idna.IDNAError
+        host = url.raw_host.decode("ascii", "replace")
+        raise ValueError(f"host {host} is not a valid internationalised name ({exc})") from exc
 
 
 def canonical_host(host: str) -> str | IPAddress:

@@ -43,7 +43,11 @@ class Storage(Protocol):
 
         Raises:
             InvalidKey: the key is empty, absolute, or escapes the store.
-            StorageError: the backend failed; nothing is visible under ``key``.
+            StorageFull: no room left; may pass once space is freed.
+            StorageRefused: the store may not be written (read-only, permission denied):
+                retrying cannot help until its configuration changes.
+            StorageError: the backend failed; nothing is visible under ``key``. An error of
+                ``chunks`` itself is raised as it is.
         """
         ...
 

@@ -9,11 +9,12 @@ files recorded and stores nothing twice; two workers racing on one job write the
 and the asset log keeps one record per position.
 
 Failures: the task never succeeds unless every file is stored, and its error names each file
-that is not, with why. If any failed for a reason retrying can help (5xx, 429, timeouts,
-truncated content, a 404 before the CDN could have purged it, wrong content the first time),
-the task is retried and only the files still missing are fetched again. If every failure is
-permanent (expired, refused or invalid URL, too large, wrong content a second time), the task
-is parked as dead.
+that is not, with why. If any failed for a reason retrying can help (5xx, 429, timeouts, a
+connection cut or a body shorter than declared, a 404 before the CDN could have purged it, a
+full store), the task is retried and only the files still missing are fetched again. If every
+failure is permanent (expired, a refused URL or one httpx cannot use, too large, a 200 that is
+not the file: an error page, a compressed body; a store refusing writes), the task is parked
+as dead at once: the job's files show it as not stored, and a replay tries again.
 """
 
 from __future__ import annotations

@@ -17,13 +17,13 @@ import httpx
 from handlers._assets import Asset
 from handlers._context import HandlerContext
 from handlers._event import JobEvent
-from handlers._safety import UnsafeURL
+from handlers._safety import UnsafeURL, parse_url
 from handlers._signals import retry_after
 from handlers.download._content import HEAD_BYTES, ContentMismatch, check_content
 from handlers.download._keys import render_key
 from handlers.download._options import DownloadOptions
 from handlers.download._result import AssetRef, public_url
-from storage import InvalidKey, StorageError
+from storage import InvalidKey, StorageError, StorageRefused
 
 __all__ = ["AssetFailure", "capture"]
 
@@ -40,8 +40,8 @@ class AssetFailure(Exception):
     Attributes:
         ref: which file.
         reason: why, for the task's last error.
-        permanent: retrying cannot help (expired, refused, too large, or wrong content
-            a second time).
+        permanent: retrying cannot help (expired, refused or invalid URL, too large, wrong
+            content, a store refusing writes).
         retry_after: the server asked to wait this long (429/503 ``Retry-After``).
     """
 
@@ -93,14 +93,19 @@ async def capture(
     except httpx.TransportError as exc:
         raise fail(f"{type(exc).__name__}: {exc}") from exc
     except ContentMismatch as exc:
-        # An error page served as 200 can be a CDN's passing state: one more try, not eight.
-        raise fail(f"not a valid file: {exc}", permanent=ctx.attempt >= 2) from exc
+        # The server answered 200 with something else (an error page, a compressed body): it
+        # will answer the same again, so the file is lost now, visibly, not eight times later.
+        raise fail(f"not a valid file: {exc}", permanent=True) from exc
     except _TooLarge as exc:
         raise fail(str(exc), permanent=True) from exc
     except _Truncated as exc:
         raise fail(str(exc)) from exc
     except InvalidKey as exc:
         raise fail(f"unusable storage key: {exc}", permanent=True) from exc
+    except StorageRefused as exc:
+        # A read-only or forbidden store needs an operator; a full one (StorageFull) may have
+        # room by the next attempt.
+        raise fail(f"storage refused: {exc}", permanent=True) from exc
     except StorageError as exc:
         raise fail(f"storage failed: {exc}") from exc
 
@@ -108,7 +113,9 @@ async def capture(
 async def _fetch_and_store(
     ref: AssetRef, event: JobEvent, ctx: HandlerContext, options: DownloadOptions, handler: str
 ) -> Asset:
-    async with ctx.http.stream("GET", ref.url) as response:
+    # Parsed first: for some URLs httpx raises a bare ValueError while building the request,
+    # which would read as a bug here, and be retried.
+    async with ctx.http.stream("GET", parse_url(ref.url)) as response:
         _check_status(ref, response, event, options)
         # The safe client never decodes: it moves the server's Content-Encoding here.
         encoding = str(response.extensions.get("content_encoding") or "identity").strip().lower()

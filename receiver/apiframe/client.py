@@ -17,6 +17,7 @@ import httpx
 import orjson
 
 from handlers import retry_after
+from receiver.apiframe.duplicates import duplicate_key
 from receiver.errors import FramehookError
 from receiver.retry import RetryPolicy
 
@@ -177,6 +178,13 @@ def _json(response: httpx.Response) -> dict[str, Any]:
         data = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         raise ApiframeError(f"the API answered non-JSON ({response.status_code})") from None
+    # Reconciliation writes what a poll says into the job: an answer that says two things (two
+    # "status") is not read, as a webhook saying them is not (``receiver.apiframe.events``).
+    duplicate = duplicate_key(response.content, data)
+    if duplicate is not None:
+        raise ApiframeError(
+            f"the API answered JSON naming the key {duplicate} ({response.status_code})"
+        )
     return data if isinstance(data, dict) else {}
 
 

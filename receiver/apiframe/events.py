@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from receiver.apiframe.duplicates import duplicate_key
 from receiver.apiframe.fields import (
     MAX_EVENT_NAME_LENGTH,
     MAX_JOB_ID_LENGTH,
@@ -115,7 +116,8 @@ class Kind(StrEnum):
     UNRECOGNIZED = "unrecognized"
     """Valid JSON that is not a known event: stored and acknowledged, dispatched to no one."""
     MALFORMED = "malformed"
-    """Not JSON, not an object, or a known event without what it needs: stored, answered 400."""
+    """Not JSON, not an object, an object naming a key twice, or a known event without what it
+    needs: stored, answered 400."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,9 @@ def parse_body(raw: bytes, lora_id_fields: Sequence[str] = ()) -> ParsedBody:
     SDK's docs show ``{jobId, type, ...}``, its tests ``{jobId, status}``) has it read from its
     ``type``, else from its ``status``, and is flagged ``event_inferred``.
 
+    A body that names a key twice in one object, at any depth (two ``status``), is malformed
+    (``duplicate_key``): its meaning depends on which reader looks.
+
     Dedupe keys: ``job:<id>:<event>`` for terminal events (completed, failed, cancelled),
     ``job:<id>:progress:<n>`` for progress, ``lora:<id>:<STATUS>`` for a LoRA event,
     ``body:<fingerprint>`` for anything else.
@@ -185,6 +190,10 @@ def parse_body(raw: bytes, lora_id_fields: Sequence[str] = ()) -> ParsedBody:
         return _malformed(raw, InvalidPayload("not_json", f"body is not valid JSON: {exc}"))
     if not isinstance(data, dict):
         return _malformed(raw, InvalidPayload("not_an_object", "body must be a JSON object"))
+    if (duplicate := duplicate_key(raw, data)) is not None:
+        # orjson kept the last value; the stored body keeps both, and another reader the first.
+        detail = f"body names the key {duplicate}: JSON readers disagree on which value counts"
+        return _malformed(raw, InvalidPayload("duplicate_key", detail))
     if _NUL_ESCAPE in raw:
         data = without_nul(data)
     raw_job = data.get("jobId")

@@ -32,7 +32,7 @@ from receiver.queue.assets import DatabaseAssets
 from receiver.queue.attempts import AttemptWriter
 from receiver.queue.tasks import ClaimedTask, TaskQueue, attempt_result
 from receiver.retry import RetryPolicy
-from storage import Storage
+from storage import Storage, StorageRefused
 
 __all__ = ["Worker", "worker_name"]
 
@@ -215,6 +215,11 @@ class Worker:
             await self._retry(task, reason, log, signal.delay, ran=clock() - started)
         except PermanentFailure as signal:
             reason = f"permanent failure: {signal.reason}"
+            await self._record(task, AttemptOutcome.DEAD, reason, log, ran=clock() - started)
+        except StorageRefused as exc:
+            # A store that refuses writes (read-only, no permission) refuses them on every
+            # retry too: park the task until an operator fixes it and replays.
+            reason = f"permanent failure: {exc}"
             await self._record(task, AttemptOutcome.DEAD, reason, log, ran=clock() - started)
         except TimeoutError:
             await self._retry(task, f"timed out after {timeout:g} s", log, ran=clock() - started)

@@ -1,18 +1,22 @@
 """What a capture task ends as: never ``succeeded`` unless every file is stored, every file not
-stored named in its error with why, and a refusal a retry cannot change permanent by the
-second attempt."""
+stored named in its error with why; what a retry cannot change (wrong content, a URL that
+cannot be fetched, a store refusing writes) permanent at the first attempt, what it can (a full
+disk) retried."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from handlers import JobEvent, JobSnapshot, PermanentFailure
 from handlers.download import CaptureIncomplete
+from storage import LocalStorage
 from tests.handlers.conftest import Capture
 from tests.support.cdn import Route
 from tests.support.media import NOT_MEDIA, media_bytes
+from tests.support.mounts import fill, read_only
 
 
 @pytest.mark.anyio
@@ -20,36 +24,72 @@ from tests.support.media import NOT_MEDIA, media_bytes
     ("route", "words"),
     [
         (Route(NOT_MEDIA["html"], content_type="image/png"), "text/html"),
+        (Route(NOT_MEDIA["html"], content_type="text/html"), "text/html"),
         (Route(NOT_MEDIA["svg"], content_type="image/svg+xml"), "SVG"),
         (Route(NOT_MEDIA["json"]), "application/json"),
         (Route(b""), "empty"),
         (Route(media_bytes("png", 5_000), gzip=True), "Content-Encoding gzip"),
+        (Route(media_bytes("png", 1_000_000), gzip=True), "Content-Encoding gzip"),
     ],
-    ids=["html", "svg", "json", "empty", "gzip"],
+    ids=["html-as-png", "html", "svg", "json", "empty", "gzip", "gzip-1MB"],
 )
-async def test_wrong_content_is_retried_once_then_fails_permanently(
+async def test_wrong_content_fails_permanently_at_the_first_attempt(
     capture: Capture, route: Route, words: str
 ) -> None:
-    """The first attempt may meet a CDN's passing error page: retried; the second attempt's
-    refusal is permanent, with the reason in the task's error. Nothing is stored."""
+    """The server answered 200 with something that is not the file (an error page, SVG,
+    JSON, nothing, a compressed body): it would answer the same again, so the first attempt
+    parks the task, the reason in its error. One request; nothing stored."""
     capture.cdn.route("/x", route)
-    event = capture.event({"output": capture.url("/x")})
-    with pytest.raises(CaptureIncomplete, match=words):
-        await capture.run(event)
-    capture.attempt = 2
     with pytest.raises(PermanentFailure, match=words) as failed:
-        await capture.run(event)
+        await capture.run(capture.event({"output": capture.url("/x")}))
     assert not isinstance(failed.value, CaptureIncomplete)
-    assert capture.cdn.hits["/x"] == 2
+    assert capture.cdn.hits["/x"] == 1
     assert capture.files() == {}
+    assert capture.assets.records == {}
 
 
 @pytest.mark.anyio
-async def test_an_invalid_url_fails_permanently_at_once(capture: Capture) -> None:
-    """A URL that cannot even be parsed is refused on the first attempt, saying so."""
-    with pytest.raises(PermanentFailure, match="invalid URL"):
-        await capture.run(capture.event({"images": ["https://[::1/x.png"]}))
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("https://[::1/x.png", "invalid URL: Invalid port"),
+        ("https://xn--zz.apiframe.ai/x.png", "invalid URL: host xn--zz.apiframe.ai is not a valid"),
+        ("https://xn--a-ecp.apiframe.ai/x.png", "invalid URL: host xn--a-ecp.apiframe.ai"),
+        ("https://cdn2.apiframe.ai:99999/x.png", "port 99999 is not a TCP port"),
+        ("https://cdn2.apiframe.ai:0/x.png", "port 0 is not a TCP port"),
+    ],
+    ids=["unparsable", "bad-punycode", "bad-idna", "port-too-big", "port-0"],
+)
+async def test_a_url_httpx_cannot_use_fails_permanently_at_once(
+    capture: Capture, url: str, words: str
+) -> None:
+    """A URL that cannot be parsed, or that httpx parses but could never fetch (a malformed
+    xn-- label, a port past 65535 or 0), is refused on the first attempt, saying why, and
+    nothing is connected to."""
+    with pytest.raises(PermanentFailure, match=words) as failed:
+        await capture.run(capture.event({"images": [url]}))
+    assert not isinstance(failed.value, CaptureIncomplete)
     assert capture.cdn.connections == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("location", "words"),
+    [
+        ("https://xn--zz.apiframe.ai/x.png", "host xn--zz.apiframe.ai is not a valid"),
+        ("https://cdn2.apiframe.ai:70000/x.png", "port 70000 is not a TCP port"),
+    ],
+    ids=["bad-idna", "port-too-big"],
+)
+async def test_a_redirect_to_a_url_that_cannot_be_fetched_fails_permanently(
+    capture: Capture, location: str, words: str
+) -> None:
+    """The same refusal for a redirect hop: one request to the CDN, the task parked."""
+    capture.cdn.route("/moved.png", Route(location=location))
+    with pytest.raises(PermanentFailure, match=words) as failed:
+        await capture.run(capture.event({"images": [capture.url("/moved.png")]}))
+    assert not isinstance(failed.value, CaptureIncomplete)
+    assert capture.cdn.hits["/moved.png"] == 1
 
 
 @pytest.mark.anyio
@@ -57,7 +97,7 @@ async def test_a_task_that_stores_no_file_of_its_result_never_succeeds(capture: 
     """A result whose only file (of a shape nobody documented) cannot be stored fails the
     task, naming the file and why."""
     capture.cdn.route("/only", Route(NOT_MEDIA["text"]))
-    with pytest.raises(CaptureIncomplete, match=r"1 of 1 files not stored: file 1 .*/only.*text"):
+    with pytest.raises(PermanentFailure, match=r"1 of 1 files not stored: file 1 .*/only.*text"):
         await capture.run(capture.event({"imageUrl": capture.url("/only")}))
 
 
@@ -118,3 +158,38 @@ async def test_a_body_without_a_result_captures_the_jobs(capture: Capture) -> No
     )
     await capture.run(event)
     assert capture.files() == {"job-1/image-1.webp": body}
+
+
+@pytest.mark.anyio
+async def test_a_full_disk_is_retried_and_the_retry_stores_the_file(
+    capture: Capture, disk: Path
+) -> None:
+    """ENOSPC: the task is retried (space may be freed), its error naming ENOSPC and what to
+    change; once space is freed the next attempt stores the file."""
+    body = media_bytes("png", 20_000)
+    capture.cdn.route("/x.png", Route(body))
+    capture.storage = LocalStorage(disk)
+    event = capture.event({"images": [capture.url("/x.png")]})
+    filler = fill(disk)
+    with pytest.raises(CaptureIncomplete, match=r"no space left on the device \(ENOSPC\)"):
+        await capture.run(event)
+    filler.unlink()
+    capture.attempt = 2
+    await capture.run(event)
+    assert (disk / "job-1" / "image-1.png").read_bytes() == body
+
+
+@pytest.mark.anyio
+async def test_a_read_only_store_fails_permanently_at_once(capture: Capture, disk: Path) -> None:
+    """EROFS: retrying cannot help until someone remounts it, so the first attempt parks the
+    task, its error naming EROFS and what to change, in one line."""
+    capture.cdn.route("/x.png", Route(media_bytes("png", 2_000)))
+    capture.storage = LocalStorage(disk)
+    read_only(disk)
+    with pytest.raises(PermanentFailure) as failed:
+        await capture.run(capture.event({"images": [capture.url("/x.png")]}))
+    assert not isinstance(failed.value, CaptureIncomplete)
+    reason = str(failed.value)
+    assert "\n" not in reason
+    assert "storage refused: " in reason
+    assert "the filesystem is read-only (EROFS): mount it read-write" in reason

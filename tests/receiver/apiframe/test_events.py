@@ -97,6 +97,12 @@ def test_a_job_event_is_fingerprinted_by_what_it_says_not_its_incidental_fields(
         (b'{"event": "progress", "jobId": ""}', "invalid_event"),
         (b'{"event": "failed", "jobId": 42}', "invalid_event"),
         (b'{"event": "completed", "jobId": "' + b"x" * 201 + b'"}', "invalid_event"),
+        (b'{"event": "completed", "jobId": "a", "jobId": "b"}', "duplicate_key"),
+        (
+            b'{"event": "completed", "jobId": "a", "result": {"images": [], "images": []}}',
+            "duplicate_key",
+        ),
+        (b'{"whatever": 1, "whatever": 2}', "duplicate_key"),
     ],
 )
 def test_unusable_bodies_are_malformed_with_a_reason(raw: bytes, reason: str) -> None:
@@ -107,6 +113,29 @@ def test_unusable_bodies_are_malformed_with_a_reason(raw: bytes, reason: str) ->
     assert parsed.problem.reason == reason
     assert parsed.problem.status_code == 400
     assert parsed.dedupe_key is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (
+            b'{"event":"progress","jobId":"j","status":"PROCESSING","status":"COMPLETED"}',
+            '"status"',
+        ),
+        (b'{"jobId":"j","status":"FAILED","status":"COMPLETED"}', '"status"'),
+        (b'{"event":"completed","event":"failed","jobId":"j"}', '"event"'),
+        (b'{"event":"completed","loraId":"x","status":"READY","loraId":"y"}', '"loraId"'),
+    ],
+    ids=["progress", "inferred", "event", "lora"],
+)
+def test_a_body_naming_a_key_twice_is_malformed_and_names_it(raw: bytes, named: str) -> None:
+    """Two statuses, two events or two LoRA ids: never read as the last one says, but
+    malformed, the 400's detail naming the key and where it is."""
+    parsed = parse_body(raw)
+    assert (parsed.kind, parsed.event, parsed.dedupe_key) == (Kind.MALFORMED, None, None)
+    assert parsed.problem is not None
+    assert parsed.problem.reason == "duplicate_key"
+    assert f"{named} twice in one object at the top level" in parsed.problem.detail
 
 
 def test_odd_optional_fields_read_as_none_instead_of_rejecting() -> None:

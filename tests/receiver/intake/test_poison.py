@@ -123,10 +123,12 @@ def test_an_odd_progress_field_is_stored_as_null(
 
 
 def test_long_strings_are_stored_and_one_longer_than_its_column_set_aside(
-    api: TestClient, db: Engine
+    make_client: Callable[..., TestClient], db: Engine
 ) -> None:
-    """Over 900 kB of strings (NULs and surrogate pairs included): a 600 kB error is kept
-    whole, NUL-free; a 100,000-character model, longer than its column, is null and flagged."""
+    """Over 900 kB of strings (NULs and surrogate pairs included), with the body limit raised:
+    a 600 kB error is kept whole, NUL-free; a 100,000-character model, longer than its column,
+    is null and flagged."""
+    api = make_client(admin_token=TOKEN, max_body_bytes=1_048_576)
     error = "\0😀é" * 50_000
     raw = orjson.dumps({"event": "failed", "jobId": "long", "error": error, "model": "m" * 100_000})
     assert 700_000 < len(raw) < 1_048_576
@@ -149,3 +151,34 @@ def test_a_body_the_parser_refuses_is_stored_and_answered_400(api: TestClient, d
         assert why in answer["detail"]
         delivery = last_delivery(db)
         assert (bytes(delivery.body), delivery.outcome) == (raw, "malformed")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"event":"failed","jobId":"dup","error":"x","event":"completed","result":"'
+        + b'https://cdn2.apiframe.ai/x.png"}',
+        b'{"event":"progress","jobId":"dup","progress":50,"jobId":"other"}',
+        b'{"event":"completed","jobId":"dup","result":{"images":["https://cdn2.apiframe.ai/a.png"'
+        + b'],"images":["https://cdn2.apiframe.ai/b.png"]}}',
+    ],
+    ids=["event", "job-id", "nested"],
+)
+def test_a_body_naming_a_key_twice_is_stored_answered_400_and_changes_no_job(
+    api: TestClient, db: Engine, raw: bytes
+) -> None:
+    """Two events, two job ids or two image lists in one object: 400 duplicate_key naming
+    the key, the body stored byte for byte as malformed, the job as the earlier webhook left
+    it, nothing queued; Apiframe's retry gets the same answer, not a 5xx."""
+    running = orjson.dumps({"event": "progress", "jobId": "dup", "progress": 40})
+    assert post(api, running)[0] == 202
+    for _ in range(2):
+        status, answer = post(api, raw)
+        assert (status, answer["reason"]) == (400, "duplicate_key")
+        assert "twice in one object" in answer["detail"]
+        delivery = last_delivery(db)
+        assert (bytes(delivery.body), delivery.outcome) == (raw, "malformed")
+    assert [(j.id, j.status, j.progress) for j in rows(db, "SELECT * FROM jobs")] == [
+        ("dup", "PROCESSING", 40)
+    ]
+    assert rows(db, "SELECT * FROM tasks") == []

@@ -17,6 +17,7 @@ from receiver.db.engine import writing
 from receiver.intake.recorder import Arrival, Recorder, Subscription
 from receiver.queue.replay import replay_dead, replay_job, retry_task
 from receiver.queue.tasks import TaskQueue
+from storage import StorageRefused
 from tests.support.database import rows
 from tests.support.plugins import Recording
 from tests.support.waiting import wait_until
@@ -102,6 +103,22 @@ def test_permanent_failure_parks_the_task_as_dead_at_once(
     wait_until(lambda: task_states(db) == [("recording", "dead", 1)])
     (task,) = rows(db, "SELECT last_error, finished_at FROM tasks")
     assert task.last_error == "permanent failure: asset expired"
+    time.sleep(0.4)
+    assert len(handler.calls) == 1
+
+
+def test_a_store_that_refuses_writes_parks_the_task_at_once(
+    make_client: Callable[..., TestClient], db: Engine
+) -> None:
+    """A handler's StorageRefused (read-only, no permission) is dead after one attempt, like a
+    PermanentFailure: a retry would meet the same refusal."""
+    refused = StorageRefused("local storage /srv: the filesystem is read-only (EROFS)")
+    handler = Recording(script={1: refused})
+    client = make_client(registered=(handler,), **FAST)
+    send(client, sample("completed-suno"))
+    wait_until(lambda: task_states(db) == [("recording", "dead", 1)])
+    (task,) = rows(db, "SELECT last_error FROM tasks")
+    assert task.last_error == f"permanent failure: {refused}"
     time.sleep(0.4)
     assert len(handler.calls) == 1
 
