@@ -17,12 +17,12 @@ from receiver.dashboard import dashboard_routes
 from receiver.db.checkpoints import Checkpointer
 from receiver.db.engine import create_db_engine
 from receiver.db.schema import prepare_schema
-from receiver.health import healthz, readyz
+from receiver.health import Readiness, healthz, readyz
 from receiver.intake.group_commit import Committer
 from receiver.intake.recorder import Arrival, Receipt, Recorder
 from receiver.intake.webhook import WebhookEndpoint
 from receiver.logs import get_logger
-from receiver.metrics import Metrics, metrics_endpoint
+from receiver.metrics import Metrics, metrics_routes
 from receiver.queue.registry import load_handlers, subscriptions_for
 from receiver.responses import exception_handlers
 from receiver.services import (
@@ -31,6 +31,7 @@ from receiver.services import (
     running_pruner,
     running_reconciler,
     running_worker,
+    serving_metrics,
 )
 from receiver.settings import Settings
 
@@ -83,7 +84,12 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
     )
     metrics = Metrics()
     webhook = WebhookEndpoint(
-        verifier, committer, settings.max_body_bytes, metrics, settings.lora_id_fields
+        verifier,
+        committer,
+        settings.max_body_bytes,
+        metrics,
+        settings.lora_id_fields,
+        max_unverified_bytes=settings.max_unverified_bytes,
     )
     admin = admin_api(settings)
 
@@ -102,6 +108,7 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             app.state.metrics = metrics
             metrics.watch_tasks(engine)
             app.state.settings = settings
+            app.state.readiness = Readiness(settings, committer)
             app.state.handlers = loaded
             checkpointer = Checkpointer(engine) if engine.dialect.name == "sqlite" else None
             if checkpointer is not None:
@@ -116,6 +123,15 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
                     await stack.enter_async_context(running_worker(worker, settings))
                     app.state.worker = worker
                 await stack.enter_async_context(running_pruner(engine, settings))
+                # FRAMEHOOK_METRICS_PORT: /metrics on a port of its own (not the webhook's).
+                stack.enter_context(
+                    serving_metrics(
+                        metrics,
+                        settings.metrics_port,
+                        settings.metrics_host,
+                        settings.metrics_token,
+                    )
+                )
                 if settings.reconcile:
                     await stack.enter_async_context(
                         running_reconciler(
@@ -149,7 +165,7 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             Route("/webhooks/apiframe", webhook.handle, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *metrics_routes(settings),
             *admin.routes,
             *dashboard_routes(),
         ],
