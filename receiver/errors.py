@@ -61,9 +61,12 @@ class RequestRejected(FramehookError):
         status_code: the HTTP status to answer with.
         reason: a stable, machine-readable token for the JSON body and the metrics.
         detail: a human sentence; never contains secrets.
+        unread_body: the request's body was refused before it was read: the answer closes
+            the connection, so the server stops reading (and discarding) what still comes.
     """
 
     status_code: int = 400
+    unread_body: bool = False
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")

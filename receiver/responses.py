@@ -42,13 +42,14 @@ def json_response(
 
 
 def _headers(exc: RequestRejected) -> dict[str, str]:
+    headers = {"Connection": "close"} if exc.unread_body else {}
     if isinstance(exc, Unavailable) and exc.retry_after is not None:
-        return {"Retry-After": str(exc.retry_after)}
+        headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):
         # RFC 6750: a token that came and was wrong is "invalid_token"; a missing one is not.
         error = ', error="invalid_token"' if exc.token_given else ""
-        return {"WWW-Authenticate": f'Bearer realm="framehook"{error}'}
-    return {}
+        headers["WWW-Authenticate"] = f'Bearer realm="framehook"{error}'
+    return headers
 
 
 def rejection(exc: RequestRejected, request_id: str | None = None, **extra: Any) -> Response:

@@ -192,11 +192,15 @@ class WebhookEndpoint:
         return self._unverified.held
 
     async def _verified_body(self, request: Request) -> tuple[bytes, SignatureMatch]:
-        # The header first: without a usable one, the body is never read.
-        expected = parse_signature(_signature_header(request))
         reader = _BodyReader(self._unverified, self._limit)
         try:
-            body = await reader.read(request)
+            try:
+                # The header first: without a usable one, the body is never read.
+                expected = parse_signature(_signature_header(request))
+                body = await reader.read(request)
+            except RequestRejected as exc:
+                exc.unread_body = True
+                raise
             if len(body) * self._verifier.candidates <= _INLINE_HMAC_BYTES:
                 return body, self._verifier.match(expected, body)
             match = await anyio.to_thread.run_sync(

@@ -220,7 +220,8 @@ def test_a_request_without_a_usable_signature_is_refused_before_its_body(
     tmp_path: Path, started: list[Server]
 ) -> None:
     """A request declaring a 64 KiB body with no signature header (or a malformed one) is
-    answered 401 at once, without the receiver waiting for a byte of the body."""
+    answered 401 at once, without the receiver waiting for a byte of the body, and the
+    connection is closed so the body that would follow is never read."""
     server = _start(tmp_path)
     started.append(server)
     for signature in (None, "sha256=nothex"):
@@ -235,5 +236,8 @@ def test_a_request_without_a_usable_signature_is_refused_before_its_body(
                 closed_or_answered += sock.recv(4096)
             except TimeoutError:
                 continue
+        closed, _ = _closed_by_server(sock, timeout=3)
         sock.close()
         assert closed_or_answered.startswith(b"HTTP/1.1 401"), closed_or_answered[:40]
+        assert b"connection: close" in closed_or_answered.lower()
+        assert closed, "the server stops reading a body it refused: it closes the connection"

@@ -31,6 +31,7 @@ def test_a_large_body_past_its_share_is_503_and_small_ones_still_come_in(
     assert refused.status_code == 503
     assert refused.json()["reason"] == "overloaded"
     assert refused.headers["retry-after"] == "1"
+    assert refused.headers["connection"] == "close"  # its body is never read
     small = _body("small", 2_000)
     assert client.post(URL, content=small, headers=signed_headers(small)).status_code == 202
 
@@ -47,6 +48,7 @@ def test_every_request_gives_back_what_it_held(make_client: Callable[..., TestCl
     too_large = _body("too-large", 5_000)
     answer = client.post(URL, content=too_large, headers=signed_headers(too_large))
     assert answer.status_code == 413
+    assert answer.headers["connection"] == "close"
     last = _body("last", 2_000)
     assert client.post(URL, content=last, headers=signed_headers(last)).status_code == 202
 
