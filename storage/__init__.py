@@ -15,11 +15,11 @@ from storage.local import LocalStorage
 from storage.memory import MemoryStorage
 
 __all__ = [
+    "PROBE_PREFIX",
     "InvalidKey",
     "LocalStorage",
     "MemoryStorage",
     "ObjectNotFound",
-    "PROBE_PREFIX",
     "Storage",
     "StorageError",
     "StorageFull",
