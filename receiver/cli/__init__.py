@@ -4,6 +4,7 @@
 - ``jobs``: what the receiver recorded: ``jobs``, ``jobs show``, ``replay``, ``reconcile``,
   ``prune``;
 - ``dev``: trying it out: ``send-test``, ``demo``, ``generate``, ``simulate``;
+- ``fake``: ``fake-apiframe``, the fake Apiframe served on its own;
 - ``db``: ``db upgrade``;
 - ``credits``: what the jobs cost;
 - ``doctor``: checking a deployment;
@@ -22,7 +23,7 @@ from typing import Annotated
 import typer
 
 from receiver import __version__
-from receiver.cli import credits, db, dev, doctor, jobs, serve
+from receiver.cli import credits, db, dev, doctor, fake, jobs, serve
 
 __all__ = ["app", "main"]
 
@@ -61,6 +62,7 @@ app.command("send-test")(dev.send_test)
 app.command("demo")(dev.demo)
 app.command("generate")(dev.generate)
 app.command("simulate")(dev.simulate)
+app.command("fake-apiframe")(fake.fake_apiframe)
 app.command("prune")(jobs.prune)
 app.command("credits")(credits.credits_command)
 app.command("doctor")(doctor.doctor)

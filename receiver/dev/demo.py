@@ -14,6 +14,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from rich.console import Console
@@ -51,7 +52,7 @@ DEMO_JOBS = (
     DemoJob("videos/generate", "midjourney-video", "neon koi swimming through clouds"),
     DemoJob("music/generate", "suno", "lo-fi beat for a late-night coding session"),
     # The fake fails any job whose prompt says "fail".
-    DemoJob("images/generate", "flux-pro", "this one is meant to fail", status="FAILED"),
+    DemoJob("images/generate", "flux-2-pro", "this one is meant to fail", status="FAILED"),
 )
 
 
@@ -83,12 +84,15 @@ class _Run:
 
 async def _submit(client: ApiframeClient, run: _Run, webhook_url: str, gap: float) -> None:
     for number, job in enumerate(DEMO_JOBS):
-        payload = {
+        payload: dict[str, Any] = {
             "model": job.model,
             "prompt": job.prompt,
             "webhookUrl": webhook_url,
             "webhookEvents": ["progress", "completed", "failed"],
         }
+        if job.model == "midjourney-video":
+            # Apiframe animates a still: the model requires its start image.
+            payload["midjourneyVideoParams"] = {"start_image": "https://example.com/still.png"}
         try:
             run.ids[number] = await client.create(job.route, payload)
         except ApiframeError as exc:

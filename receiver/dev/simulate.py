@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -45,6 +45,11 @@ MIX = (
     ("music/generate", "suno"),
     ("images/upscale", "topaz-image-upscale"),
 )
+# What Apiframe requires beside the model: a prompt, or the model's params object.
+_FIELDS: dict[str, dict[str, Any]] = {
+    "midjourney-video": {"midjourneyVideoParams": {"start_image": "https://example.com/a.png"}},
+    "topaz-image-upscale": {"topazUpscaleParams": {"image": "https://example.com/a.png"}},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +155,12 @@ async def _simulate(
             route, model = MIX[n % len(MIX)]
             payload = {
                 "model": model,
-                "prompt": f"simulated job {n}",
                 "webhookUrl": hook,
                 "webhookEvents": ["progress", "completed", "failed"],
+                **_FIELDS.get(model, {}),
             }
+            if route.endswith("/generate"):
+                payload["prompt"] = f"simulated job {n}"
             ids.append(await client.create(route, payload))
         console.print(f"{jobs} jobs submitted; waiting for the fake to finish them")
         fake = fake_of(fake_app)

@@ -6,7 +6,9 @@ with a rotated key; or sends results and bodies in the shapes Apiframe's referen
 does not show: ``receiver.dev.fakeapi.shapes``), answers the job API (and 429/503 on request)
 and serves real, small media files from its own CDN route until they expire. It also trains
 LoRAs (``POST /v2/loras``) and sends their terminal webhook in the shape framehook infers
-(``receiver.dev.fakeapi.loras``)::
+(``receiver.dev.fakeapi.loras``). Sending over the network, it is sealed: it refuses (400) and
+never sends to a webhook URL on a public host unless ``allow_public_webhooks=True``
+(``receiver.dev.fakeapi.sealing``)::
 
     app = create_fake_apiframe("afk_...", behaviour=Behaviour(step_seconds=0.01))
     # serve `app` with uvicorn, or drive it through httpx.ASGITransport inside its lifespan;

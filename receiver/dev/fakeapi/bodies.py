@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from receiver.dev.fakeapi.catalogue import ROUTES, ModelRule
+
 __all__ = [
     "CDN_BASE_URL",
-    "DEFAULT_MODELS",
     "MODALITIES",
     "OPERATIONS",
     "Output",
@@ -51,23 +52,20 @@ OPERATIONS = (
 )
 """The job-creating routes, under ``/v2/``."""
 
-DEFAULT_MODELS = {
-    "images/upscale": "topaz-image-upscale",
-    "images/edit": "flux-kontext-pro",
-    "images/background-remove": "bria-rmbg-2",
-    "images/midjourney/action": "midjourney",
-    "videos/upscale": "topaz-video-upscale",
-    "videos/edit": "runway-aleph",
-    "music/suno/action": "suno",
-}
-"""The model a job gets when its request names none (routes that imply one)."""
-
 MODALITIES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "image": ("images/generate", "gpt-image-2", {}),
-    "upscale": ("images/upscale", "topaz-image-upscale", {}),
+    "upscale": (
+        "images/upscale",
+        "topaz-image-upscale",
+        {"topazUpscaleParams": {"image": "https://example.com/photo.png"}},
+    ),
     "midjourney": ("images/generate", "midjourney", {}),
     "video": ("videos/generate", "kling-2.6", {}),
-    "midjourney-video": ("videos/generate", "midjourney-video", {}),
+    "midjourney-video": (
+        "videos/generate",
+        "midjourney-video",
+        {"midjourneyVideoParams": {"start_image": "https://example.com/still.png"}},
+    ),
     "music": ("music/generate", "suno", {}),
     "stems": ("music/suno/action", "suno", {"action": "stems"}),
 }
@@ -98,7 +96,11 @@ class Output:
     stems: bool = False
 
 
-def _image_extension(model: str) -> str:
+def _image_extension(model: str, params: Mapping[str, Any]) -> str:
+    wanted = params.get("output_format")
+    if isinstance(wanted, str):
+        # The CDN names JPEGs .jpeg, whichever spelling the request used.
+        return "jpeg" if wanted == "jpg" else wanted
     if model.startswith("gpt-image"):
         return "webp"
     if model.startswith(("flux", "seedream")):
@@ -106,38 +108,47 @@ def _image_extension(model: str) -> str:
     return "png"
 
 
+def _params(operation: str, model: str, request: Mapping[str, Any]) -> tuple[ModelRule, Any]:
+    rule = ROUTES.get(operation, {}).get(model) or ModelRule("")
+    params = request.get(rule.params)
+    return rule, params if isinstance(params, dict) else {}
+
+
+def _count(rule: ModelRule, params: Mapping[str, Any]) -> int:
+    wanted = params.get(rule.count) if rule.count else None
+    # The request was validated: a count there is in the model's range.
+    return wanted if isinstance(wanted, int) and not isinstance(wanted, bool) else rule.default
+
+
 def output_for(operation: str, model: str, request: Mapping[str, Any]) -> Output:
     """What a job created on ``operation`` (``images/generate``, ...) with ``model`` produces.
 
     Args:
         operation: one of :data:`OPERATIONS`.
-        model: the job's model.
-        request: the creating request's body (``action``, ``numImages`` are looked at).
+        model: the job's model (an action's: its parent's).
+        request: the creating request's body: ``action``, and the model's params object
+            (``number_of_images``, ``n``, ``num_images``, ``num_outputs``, ``output_format``).
     """
     action = str(request.get("action", "")).lower()
+    rule, params = _params(operation, model, request)
     if operation == "images/midjourney/action":
         if action.startswith(("upsample", "upscale")):
             return Output("images")
         return Output("images", count=4, grid=True)
-    if operation == "images/generate":
-        if model == "midjourney":
-            return Output("images", count=4, grid=True)
-        params = request.get("fluxLoraParams")
-        if model == "flux-lora" and isinstance(params, dict):
-            wanted = params.get("num_outputs", 1)
-        else:
-            wanted = request.get("numImages", 1)
-        count = wanted if isinstance(wanted, int) and 1 <= wanted <= 4 else 1
-        return Output("images", count=count, extension=_image_extension(model))
+    if operation == "images/generate" and model == "midjourney":
+        return Output("images", count=4, grid=True)
     if operation.startswith("images/"):
-        return Output("images", extension=_image_extension(model))
+        return Output(
+            "images", count=_count(rule, params), extension=_image_extension(model, params)
+        )
     if operation == "videos/generate" and model == "midjourney-video":
         return Output("videos", count=4, extension="mp4")
     if operation.startswith("videos/"):
         return Output("videoUrl", extension="mp4")
     if operation == "music/suno/action" and action.startswith("stem"):
         return Output("tracks", count=2, extension="mp3", stems=True)
-    return Output("tracks", count=2, extension="mp3")
+    # No wav builder in the CDN: elevenlabs' wav formats come back as mp3 too.
+    return Output("tracks", count=_count(rule, params) if rule.params else 2, extension="mp3")
 
 
 def _track_names(output: Output) -> list[str]:

@@ -56,8 +56,8 @@ class Behaviour:
         webhook_timeout_seconds: how long a webhook waits for its answer.
         lora_step_seconds: time between a LoRA training's statuses (``PENDING``,
             ``UPLOADING``, ``TRAINING``, the end); Apiframe takes 15 to 25 minutes in all.
-        lora_ids: ``prefixed`` LoRA ids (``lora_<hex>``, as Apiframe's docs show) or
-            ``uuid`` (as its ``flux-lora`` docs say): framehook must take both.
+        lora_ids: ``uuid`` LoRA ids (as Apiframe's OpenAPI spec says) or ``prefixed``
+            (``lora_<hex>``, as its prose docs show): framehook must take both.
         music_results: ``tracks`` (``{"tracks": [...]}``, as Apiframe's guides show) or
             ``array`` (the array of tracks itself, as its OpenAPI spec says of music).
         unseen_result_probability: chance that a completed job's result comes in a shape no
@@ -93,7 +93,7 @@ class Behaviour:
     webhook_backoff_seconds: float = 0.5
     webhook_timeout_seconds: float = 10.0
     lora_step_seconds: float = 1.0
-    lora_ids: Literal["prefixed", "uuid"] = "prefixed"
+    lora_ids: Literal["prefixed", "uuid"] = "uuid"
     music_results: Literal["tracks", "array"] = "tracks"
     unseen_result_probability: float = 0.0
     event_field: EventField | Literal["mixed"] = "event"

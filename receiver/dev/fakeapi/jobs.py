@@ -137,6 +137,10 @@ class JobStore:
         """The job with ``job_id``, if any."""
         return self._by_id.get(job_id)
 
+    def models(self) -> list[str]:
+        """Every model the jobs used, sorted (``include_models=true``)."""
+        return sorted({job.model for job in self._ordered})
+
     def page(
         self,
         *,
@@ -144,8 +148,9 @@ class JobStore:
         model: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        search: str | None = None,
     ) -> Page:
-        """Jobs newest first, filtered, after ``cursor``.
+        """Jobs newest first, filtered (``search`` is a job id), after ``cursor``.
 
         Raises:
             ValueError: the cursor is not one this store handed out.
@@ -157,6 +162,7 @@ class JobStore:
             if (before is None or job.number < before)
             and (status is None or job.status == status)
             and (model is None or job.model == model)
+            and (search is None or job.id == search)
         ]
         jobs = matching[:limit]
         has_more = len(matching) > limit

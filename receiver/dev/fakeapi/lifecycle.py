@@ -33,8 +33,10 @@ from receiver.dev.fakeapi.bodies import (
     result_for,
 )
 from receiver.dev.fakeapi.chaos import ApiChaos, Behaviour, Dice
+from receiver.dev.fakeapi.idempotency import IdempotencyStore
 from receiver.dev.fakeapi.jobs import Job, JobStore
 from receiver.dev.fakeapi.loras import FakeLora, LoraStore, lora_webhook_body, train
+from receiver.dev.fakeapi.sealing import webhook_url_problem
 from receiver.dev.fakeapi.shapes import (
     EVENT_FIELDS,
     UNSEEN_SHAPES,
@@ -42,7 +44,7 @@ from receiver.dev.fakeapi.shapes import (
     tracks_as_array,
     unseen_result,
 )
-from receiver.dev.fakeapi.webhooks import Delivery, Outgoing, deliver, dropped
+from receiver.dev.fakeapi.webhooks import Delivery, Outgoing, SealedTransport, deliver, dropped
 
 __all__ = ["FakeApiframe"]
 
@@ -58,10 +60,15 @@ class FakeApiframe:
         seed: seeds every random decision (with each job's number).
         base_url: the fake's public URL, for result URLs; else the URL each job was created at.
         webhook_transport: the transport webhooks go through (tests pass an ASGI or mock one).
+            A transport given here is trusted to decide where webhooks go, so it is not sealed
+            (wrap it in ``webhooks.SealedTransport`` to seal it).
+        allow_public_webhooks: send webhooks to public addresses too; by default the fake is
+            sealed (``receiver.dev.fakeapi.sealing``) when it sends over the network itself.
 
     Attributes:
         jobs: every job accepted.
         loras: every LoRA training accepted.
+        idempotency: the ``Idempotency-Key`` values seen, and the job each one created.
         deliveries: what became of each webhook, in the order deliveries ended.
         errors: exceptions raised by background tasks (a bug in the fake, not chaos).
     """
@@ -74,11 +81,16 @@ class FakeApiframe:
         seed: int = 0,
         base_url: str | None = None,
         webhook_transport: httpx.AsyncBaseTransport | None = None,
+        allow_public_webhooks: bool = False,
     ) -> None:
         self.api_key = api_key
+        # Only the fake's own network sends are sealed: a given transport (a MockTransport, an
+        # ASGITransport) keeps the webhooks in the process, whatever host their URL names.
+        self.sealed = webhook_transport is None and not allow_public_webhooks
         self.base_url = base_url.rstrip("/") if base_url else None
         self.jobs = JobStore()
         self.loras = LoraStore()
+        self.idempotency = IdempotencyStore()
         self.deliveries: list[Delivery] = []
         self.errors: list[BaseException] = []
         self._behaviour = behaviour or Behaviour()
@@ -107,7 +119,12 @@ class FakeApiframe:
     async def start(self) -> None:
         """Open the webhook client (the app's lifespan calls this)."""
         # Webhooks go straight to their URL, whatever proxy the environment names.
-        self._client = httpx.AsyncClient(transport=self._transport, trust_env=False)
+        transport = SealedTransport() if self.sealed else self._transport
+        self._client = httpx.AsyncClient(transport=transport, trust_env=False)
+
+    async def webhook_url_problem(self, url: str | None) -> str | None:
+        """Why this fake refuses ``url`` as a ``webhookUrl`` (sealed, and public), or ``None``."""
+        return await webhook_url_problem(url) if url and self.sealed else None
 
     async def stop(self) -> None:
         """Cancel the background work and close the client (the app's lifespan calls this)."""

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from receiver.dev.fakeapi.account import account_for
 from receiver.dev.fakeapi.lifecycle import FakeApiframe
 from receiver.dev.fakeapi.loras import json_images, lora_request, parse_multipart, valid_lora_id
 
@@ -27,6 +28,10 @@ MAX_LORA_BODY_BYTES = 100 * 1024 * 1024
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _invalid(field: str, message: str) -> JSONResponse:
+    return _error(400, "Validation failed", details={field: [message]})
 
 
 async def _fields(request: Request) -> tuple[dict[str, Any], int] | Response:
@@ -63,7 +68,8 @@ def lora_routes(fake: FakeApiframe, api: Callable[[Endpoint], Endpoint]) -> list
         values, problems = lora_request(fields, images)
         if problems:
             return _error(400, "Validation failed", details=problems)
-        lora = fake.create_lora(values)
+        owner = account_for(fake.api_key)
+        lora = fake.create_lora({**values, "user_id": owner.user_id, "team_id": owner.team_id})
         return JSONResponse(
             {"id": lora.id, "status": lora.status, "imageCount": lora.image_count},
             status_code=202,
@@ -74,27 +80,27 @@ def lora_routes(fake: FakeApiframe, api: Callable[[Endpoint], Endpoint]) -> list
         limit_text = query.get("limit", "24")
         limit = int(limit_text) if limit_text.isdigit() else 0
         if not 1 <= limit <= 100:
-            details = [{"field": "limit", "message": "an integer from 1 to 100"}]
-            return _error(400, "Validation failed", details=details)
+            return _invalid("limit", "Expected an integer from 1 to 100")
         archived = query.get("includeArchived", "false").lower() == "true"
         try:
             items, cursor = fake.loras.page(
                 limit=limit, cursor=query.get("cursor") or None, archived=archived
             )
         except ValueError:
-            details = [{"field": "cursor", "message": "not a cursor from this API"}]
-            return _error(400, "Validation failed", details=details)
+            return _invalid("cursor", "Invalid cursor")
         return JSONResponse({"items": [lo.resource() for lo in items], "nextCursor": cursor})
 
     async def one(request: Request) -> Response:
         lora_id = request.path_params["lora_id"]
         if not valid_lora_id(lora_id):
-            return _error(400, "Invalid LoRA id format")
+            return _invalid("id", "Invalid uuid")
         lora = fake.loras.get(lora_id)
         if lora is None:
             return _error(404, "LoRA not found")
         if request.method == "DELETE":
+            # A soft delete, idempotent: archiving an archived LoRA is 204 again.
             lora.status = "ARCHIVED"
+            return Response(status_code=204)
         return JSONResponse(lora.resource())
 
     return [

@@ -63,6 +63,8 @@ class FakeLora:
     lora_rank: int
     webhook_url: str | None
     webhook_events: frozenset[str]
+    user_id: str = ""
+    team_id: str = ""
     gender: str | None = None
     ethnicity: str | None = None
     age: str | None = None
@@ -82,6 +84,8 @@ class FakeLora:
         """The LoRA as ``GET /v2/loras/:id`` (and the list) answer it."""
         return {
             "id": self.id,
+            "userId": self.user_id,
+            "teamId": self.team_id,
             "name": self.name,
             "subjectKind": self.subject_kind,
             "gender": self.gender,
@@ -143,7 +147,7 @@ class LoraStore:
         return iter(list(self._ordered))
 
     def new_id(self, style: str) -> str:
-        """A fresh id: ``lora_<hex>`` or, with ``style="uuid"``, a UUID."""
+        """A fresh id: a UUID (the spec's format) or, with ``style="prefixed"``, ``lora_<hex>``."""
         return str(uuid.uuid4()) if style == "uuid" else f"lora_{uuid.uuid4().hex}"
 
     def add(self, lora: FakeLora) -> None:
@@ -189,12 +193,13 @@ def _int(fields: Mapping[str, Any], key: str, default: int, low: int, high: int)
 
 def lora_request(
     fields: Mapping[str, Any], image_count: int
-) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """The training request's values, or what is wrong with them (Apiframe's rules)."""
-    problems = []
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The training request's values, or what is wrong with them (Apiframe's rules), as
+    ``ValidationError.details``: messages by field."""
+    problems: dict[str, list[str]] = {}
 
     def problem(name: str, message: str) -> None:
-        problems.append({"field": name, "message": message})
+        problems.setdefault(name, []).append(message)
 
     if not MIN_IMAGES <= image_count <= MAX_IMAGES:
         problem("images", f"between {MIN_IMAGES} and {MAX_IMAGES} images (got {image_count})")

@@ -3,6 +3,10 @@
 The signature is computed here from Apiframe's description (HMAC-SHA256 of the raw body, keyed
 by the raw SHA-256 digest of the API key), not with framehook's own ``sign``, so that tests
 checking framehook's verifier against the fake check two independent readings of the spec.
+
+A sealed fake sends through :class:`SealedTransport`, which refuses a public address at send
+time (``receiver.dev.fakeapi.sealing`` says what is public), on top of the check made when the
+job was created: a name may resolve elsewhere by the time its webhook leaves.
 """
 
 from __future__ import annotations
@@ -17,8 +21,43 @@ from typing import Any
 import httpx
 
 from receiver.dev.fakeapi.bodies import iso_time
+from receiver.dev.fakeapi.sealing import public_address
 
-__all__ = ["Delivery", "Outgoing", "deliver", "dropped", "signature"]
+__all__ = [
+    "Delivery",
+    "Outgoing",
+    "PublicAddressRefused",
+    "SealedTransport",
+    "deliver",
+    "dropped",
+    "signature",
+]
+
+
+class PublicAddressRefused(httpx.TransportError):
+    """A sealed fake did not send a webhook: its URL's host is (or resolves to) a public
+    address. Never retried: the answer would not change."""
+
+
+class SealedTransport(httpx.AsyncBaseTransport):
+    """Sends through ``inner`` (the network by default) only to loopback and private hosts."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        # trust_env=False: a proxy from the environment would send the webhook elsewhere.
+        self._inner = inner or httpx.AsyncHTTPTransport(trust_env=False)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            address = await public_address(str(request.url))
+        except ValueError as exc:
+            raise PublicAddressRefused(f"not sent: the URL {exc}", request=request) from None
+        if address is not None:
+            message = f"not sent: {request.url.host} is the public address {address} (sealed)"
+            raise PublicAddressRefused(message, request=request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 def signature(body: bytes, api_key: str) -> str:
@@ -173,6 +212,9 @@ async def deliver(
             response = await client.post(
                 outgoing.url, content=outgoing.body, headers=headers, timeout=timeout_seconds
             )
+        except PublicAddressRefused as exc:
+            status, error = None, f"{type(exc).__name__}: {exc}"
+            break
         except httpx.TransportError as exc:
             status, error = None, f"{type(exc).__name__}: {exc}"
             continue

@@ -4,8 +4,6 @@ framehook knows."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,20 +13,16 @@ from receiver.apiframe.events import Kind, parse_body
 from receiver.apiframe.models import MODELS
 from receiver.intake.job_state import JobStatus
 from receiver.reconcile.jobs import event_body
+from tests.support.spec import load_spec
 
-SPEC = Path(__file__).resolve().parents[4] / "shared" / "reference" / "apiframe-openapi.json"
 # What each status of a job resource stands for, as a webhook: progress until it has ended.
 ENDS = {"COMPLETED": Kind.COMPLETED, "FAILED": Kind.FAILED, "CANCELLED": Kind.CANCELLED}
 
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    if not SPEC.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"Apiframe's spec is not at {SPEC}")
-        pytest.skip(f"Apiframe's spec is not at {SPEC}")
-    document: dict[str, Any] = orjson.loads(SPEC.read_bytes())
-    return document
+    """Apiframe's official spec (``tests.support.spec``)."""
+    return load_spec()
 
 
 def _job_statuses(spec: dict[str, Any]) -> list[str]:

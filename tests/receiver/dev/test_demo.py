@@ -22,7 +22,7 @@ EXPECTED = {
     "kling-2.6": ("COMPLETED", ["video/mp4"]),
     "midjourney-video": ("COMPLETED", ["video/mp4"] * 4),
     "suno": ("COMPLETED", ["audio/mpeg", "image/jpeg", "audio/mpeg"]),
-    "flux-pro": ("FAILED", []),
+    "flux-2-pro": ("FAILED", []),
 }
 
 

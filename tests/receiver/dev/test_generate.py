@@ -101,7 +101,7 @@ def test_generate_follows_a_job_until_its_files_are_stored(stack: Stack) -> None
 
 def test_a_failing_prompt_shows_failed_and_exits_1(stack: Stack) -> None:
     """A job Apiframe fails is shown FAILED with its error, and the command exits 1."""
-    code, out, err = generate(stack, "images/generate", "--model", "flux-pro", "--prompt", "fail")
+    code, out, err = generate(stack, "images/generate", "--model", "flux-2-pro", "--prompt", "fail")
     assert code == 1
     assert "FAILED" in err
     assert "content policy violation" in err

@@ -75,7 +75,7 @@ async def test_jobs_whose_webhooks_never_came_are_discovered_from_the_job_list(
         ids = [
             await new_job(client, "images/generate", "midjourney"),
             await new_job(client, "videos/generate", "kling-2.6"),
-            await new_job(client, "images/generate", "flux-pro", prompt="please fail"),
+            await new_job(client, "images/generate", "flux-2-pro", prompt="please fail"),
         ]
         await fake.settle()
         reconciler = Reconciler(db, recorder(db), client)

@@ -11,21 +11,72 @@ from receiver.dev.fakeapi import MODALITIES, sample_webhook
 from tests.receiver.dev.fakeapi.conftest import Sink, create_job, fixture, running_fake
 
 # (route, request fields, the fixture whose shape the completed body must have)
+PARENT = "<a parent job>"
+IMAGE = "https://example.com/a.png"
+VIDEO = "https://example.com/a.mp4"
 CASES = [
     ("images/generate", {"model": "midjourney"}, "completed-midjourney"),
     ("images/generate", {"model": "gpt-image-2"}, "completed-gpt-image-2"),
-    ("images/upscale", {"model": "topaz-image-upscale"}, "completed-topaz-upscale"),
-    ("images/edit", {"model": None}, "completed-topaz-upscale"),
-    ("images/background-remove", {"model": None}, "completed-topaz-upscale"),
-    ("images/midjourney/action", {"model": None, "action": "upsample"}, "completed-topaz-upscale"),
-    ("images/midjourney/action", {"model": None, "action": "variation"}, "completed-midjourney"),
+    (
+        "images/upscale",
+        {"model": "topaz-image-upscale", "prompt": None, "topazUpscaleParams": {"image": IMAGE}},
+        "completed-topaz-upscale",
+    ),
+    (
+        "images/edit",
+        {
+            "model": "flux-fill-pro",
+            "prompt": None,
+            "fluxFillParams": {"image": IMAGE, "prompt": "a hat", "mode": "inpaint"},
+        },
+        "completed-topaz-upscale",
+    ),
+    (
+        "images/background-remove",
+        {"model": "bria-bg-remove", "prompt": None, "briaBgRemoveParams": {"image": IMAGE}},
+        "completed-topaz-upscale",
+    ),
+    (
+        "images/midjourney/action",
+        {"model": None, "prompt": None, "action": "upsample", "index": 1, "parentJobId": PARENT},
+        "completed-topaz-upscale",
+    ),
+    (
+        "images/midjourney/action",
+        {"model": None, "prompt": None, "action": "variation", "index": 2, "parentJobId": PARENT},
+        "completed-midjourney",
+    ),
     ("videos/generate", {"model": "kling-2.6"}, "completed-kling-video"),
-    ("videos/generate", {"model": "midjourney-video"}, "completed-midjourney-video"),
-    ("videos/upscale", {"model": None}, "completed-kling-video"),
-    ("videos/edit", {"model": None}, "completed-kling-video"),
+    (
+        "videos/generate",
+        {"model": "midjourney-video", "midjourneyVideoParams": {"start_image": IMAGE}},
+        "completed-midjourney-video",
+    ),
+    (
+        "videos/upscale",
+        {
+            "model": "topaz-video-upscale",
+            "prompt": None,
+            "topazVideoParams": {"video": VIDEO, "target_resolution": "4k", "target_fps": 30},
+        },
+        "completed-kling-video",
+    ),
+    (
+        "videos/edit",
+        {"model": "wan-2.7-videoedit", "wan27VideoeditParams": {"video": VIDEO}},
+        "completed-kling-video",
+    ),
     ("music/generate", {"model": "suno"}, "completed-suno"),
-    ("music/suno/action", {"model": None, "action": "stems"}, "completed-suno-stems"),
-    ("music/suno/action", {"model": None, "action": "extend"}, "completed-suno"),
+    (
+        "music/suno/action",
+        {"model": None, "prompt": None, "action": "stems", "parentJobId": PARENT},
+        "completed-suno-stems",
+    ),
+    (
+        "music/suno/action",
+        {"model": None, "prompt": None, "action": "extend", "parentJobId": PARENT},
+        "completed-suno",
+    ),
 ]
 MIME_OF_KEY = {"images": "image", "gridUrl": "image", "videoUrl": "video", "videos": "video"}
 
@@ -70,6 +121,12 @@ async def test_completed_bodies_have_the_fixtures_shape_and_their_files_download
     downloads from the fake's CDN as a file of the promised kind."""
     sink = Sink()
     async with running_fake(sink=sink) as (client, fake):
+        if fields.get("parentJobId") == PARENT:
+            # An action needs a parent of its model (its webhooks go nowhere).
+            model = "suno" if route.startswith("music") else "midjourney"
+            parent = {"model": model, "prompt": "a parent", "webhookUrl": None}
+            parent_route = "music/generate" if model == "suno" else "images/generate"
+            fields = {**fields, "parentJobId": await create_job(client, parent_route, **parent)}
         job_id = await create_job(client, route, **fields)
         await fake.settle()
         [received] = sink.received

@@ -131,7 +131,7 @@ async def test_the_next_n_api_requests_fail_then_succeed(field: str, status: int
     Retry-After) or 503 and create nothing; then requests succeed."""
     behaviour = chaos(**{field: 2}, retry_after_seconds=7)
     async with running_fake(behaviour) as (client, fake):
-        body = {"model": "flux-pro", "prompt": "a cat"}
+        body = {"model": "flux-2-pro", "prompt": "a cat"}
         for _ in range(2):
             response = await client.post("/v2/images/generate", json=body)
             assert response.status_code == status

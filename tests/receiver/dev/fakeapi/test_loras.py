@@ -14,6 +14,9 @@ import pytest
 from receiver.apiframe.signatures import Derivation
 from receiver.dev.fakeapi import FakeApiframe
 from tests.receiver.dev.fakeapi.conftest import FAST, HOOK_URL, Sink, running_fake
+from tests.receiver.dev.fakeapi.openapi import conforms, spec
+
+__all__ = ["spec"]
 
 QUICK = dataclasses.replace(FAST, lora_step_seconds=0.005)
 PERSON = {"name": "Alex - studio", "gender": "male", "ethnicity": "White"}
@@ -52,7 +55,7 @@ async def test_a_training_runs_to_ready_and_sends_one_signed_webhook() -> None:
         lora = looked_up.json()
     assert answer["status"] == "PENDING"
     assert answer["imageCount"] == 15
-    assert answer["id"].startswith("lora_")
+    uuid.UUID(answer["id"])
     assert lora["status"] == "READY"
     assert lora["isReady"] is True
     assert len(lora["triggerWord"]) == 5
@@ -91,7 +94,8 @@ async def test_a_failing_training_sends_failed_and_honours_webhook_events() -> N
 
 @pytest.mark.anyio
 async def test_the_request_is_checked_like_apiframe_does() -> None:
-    """Too few photos, a missing name or gender, a bad webhookEvents: 400 with details."""
+    """Too few photos, a missing name or gender, a bad webhookEvents: 400 with details keyed by
+    field, each a list of messages (the spec's ValidationError)."""
     async with running_fake(QUICK) as (client, _fake):
         answers = [
             await train(client, count=14),
@@ -102,32 +106,48 @@ async def test_the_request_is_checked_like_apiframe_does() -> None:
             await client.post("/v2/loras", content=b"not json"),
         ]
     assert [a.status_code for a in answers] == [400] * 6
-    fields = [{d["field"] for d in a.json().get("details", [])} for a in answers[:5]]
+    fields = [set(a.json()["details"]) for a in answers[:5]]
+    assert all(
+        isinstance(m, str) for a in answers[:5] for ms in a.json()["details"].values() for m in ms
+    )
     assert fields == [{"images"}, {"images"}, {"name", "ethnicity"}, {"gender"}, {"webhookEvents"}]
 
 
 @pytest.mark.anyio
-async def test_json_requests_uuid_ids_listing_and_archiving() -> None:
-    """A JSON body works for tests; ``lora_ids='uuid'`` gives UUIDs; the list is newest first
-    and hides archived LoRAs unless asked; DELETE archives; bad ids are 400, unknown 404."""
-    behaviour = dataclasses.replace(QUICK, lora_ids="uuid")
-    async with running_fake(behaviour) as (client, fake):
+async def test_json_requests_listing_and_archiving() -> None:
+    """A JSON body works for tests; ids are UUIDs; the list is newest first and hides archived
+    LoRAs unless asked; DELETE archives with 204, twice; bad ids are 400, unknown 404."""
+    async with running_fake(QUICK) as (client, fake):
         body = {"name": "Style", "subjectKind": "style", "images": ["x"] * 20}
         first = (await client.post("/v2/loras", json=body)).json()["id"]
         second = (await client.post("/v2/loras", json=body)).json()["id"]
         await settled(fake)
-        archived = (await client.delete(f"/v2/loras/{first}")).json()["status"]
+        deleted = await client.delete(f"/v2/loras/{first}")
+        again = await client.delete(f"/v2/loras/{first}")
+        archived = (await client.get(f"/v2/loras/{first}")).json()["status"]
         listed = (await client.get("/v2/loras")).json()
         every = (await client.get("/v2/loras?includeArchived=true&limit=1")).json()
         bad = (await client.get("/v2/loras/not-an-id")).status_code
         unknown = (await client.get(f"/v2/loras/{uuid.uuid4()}")).status_code
     uuid.UUID(first)
+    assert (deleted.status_code, deleted.content, again.status_code) == (204, b"", 204)
     assert archived == "ARCHIVED"
     assert [lo["id"] for lo in listed["items"]] == [second]
     assert listed["nextCursor"] is None
     assert [lo["id"] for lo in every["items"]] == [second]
     assert every["nextCursor"] == second
     assert (bad, unknown) == (400, 404)
+
+
+@pytest.mark.anyio
+async def test_prefixed_ids_remain_available() -> None:
+    """``lora_ids='prefixed'`` hands out ``lora_<hex>`` ids, which the routes accept."""
+    behaviour = dataclasses.replace(QUICK, lora_ids="prefixed")
+    async with running_fake(behaviour) as (client, _fake):
+        lora_id = (await train(client)).json()["id"]
+        found = await client.get(f"/v2/loras/{lora_id}")
+    assert lora_id.startswith("lora_")
+    assert found.status_code == 200
 
 
 @pytest.mark.anyio
@@ -159,3 +179,24 @@ async def test_flux_lora_generations_need_a_ready_lora_and_are_ordinary_image_jo
     assert len(job["result"]["images"]) == 2
     completed = [r.body for r in sink.received if r.body.get("jobId") == job["id"]]
     assert completed[0]["event"] == "completed"
+
+
+@pytest.mark.anyio
+async def test_the_lora_routes_answer_in_the_specs_schemas(spec: dict[str, Any]) -> None:
+    """Creation, the resource (with the caller's userId and teamId), the list, a bad id and
+    a delete each answer what Apiframe's spec says."""
+    async with running_fake(QUICK) as (client, fake):
+        created = await train(client)
+        lora_id = created.json()["id"]
+        await settled(fake)
+        one = await client.get(f"/v2/loras/{lora_id}")
+        listed = await client.get("/v2/loras")
+        bad = await client.get("/v2/loras/not-an-id")
+        me = (await client.get("/v2/me")).json()
+        deleted = await client.delete(f"/v2/loras/{lora_id}")
+    conforms(spec, "/v2/loras", "POST", created)
+    conforms(spec, "/v2/loras/{id}", "GET", one)
+    conforms(spec, "/v2/loras", "GET", listed)
+    conforms(spec, "/v2/loras/{id}", "GET", bad)
+    conforms(spec, "/v2/loras/{id}", "DELETE", deleted)
+    assert (one.json()["userId"], one.json()["teamId"]) == (me["user"]["id"], me["team"]["id"])

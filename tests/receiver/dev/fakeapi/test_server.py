@@ -86,7 +86,7 @@ async def test_a_job_before_the_lifespan_started_is_a_clear_error() -> None:
         with pytest.raises(RuntimeError, match="not started"):
             await client.post(
                 "/v2/images/generate",
-                json={"model": "m", "prompt": "p"},
+                json={"model": "midjourney", "prompt": "p"},
                 headers={"X-API-Key": API_KEY},
             )
     assert fake_of(app).pending == 0
