@@ -105,6 +105,10 @@ class RoundRobinProxy:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        # Again: a connection accepted in the same loop turn as server.close(), or an upstream
+        # connected as its relay was cancelled, was not in the first sweep.
+        for writer in list(self._writers):
+            writer.close()
         # Transports finish closing in callbacks: let them run before the loop closes.
         await asyncio.sleep(0.05)
 
@@ -126,6 +130,8 @@ class RoundRobinProxy:
 
     async def _client(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
+            if self._stop.is_set():
+                return  # stopping: no new upstream connection to leak
             upstream = await self._connect()
             if upstream is None:
                 self.dropped += 1
@@ -152,6 +158,8 @@ class RoundRobinProxy:
                 self.skipped[port] += 1
                 continue
             self.connections[port] += 1
+            # Tracked at once: a cancellation after this line still finds it in the sweep.
+            self._writers.add(upstream[1])
             return upstream
         return None
 
