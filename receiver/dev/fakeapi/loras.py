@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
 
@@ -242,19 +243,28 @@ def lora_request(
     return values, problems
 
 
-def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], int] | None:
-    """A multipart/form-data body's text fields and its number of ``images`` files, or
-    ``None`` if it is not one (read with the standard library's MIME parser)."""
+def multipart_parts(body: bytes, content_type: str) -> list[EmailMessage] | None:
+    """The parts of a multipart/form-data body, or ``None`` if it is not one (read with the
+    standard library's MIME parser; the uploads route reads its ``file`` part through it too)."""
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
     try:
         message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
     except (ValueError, TypeError):
         return None
-    if not message.is_multipart():
+    if not isinstance(message, EmailMessage) or not message.is_multipart():
+        return None
+    return [part for part in message.iter_parts() if isinstance(part, EmailMessage)]
+
+
+def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], int] | None:
+    """A multipart/form-data body's text fields and its number of ``images`` files, or
+    ``None`` if it is not one."""
+    parts = multipart_parts(body, content_type)
+    if parts is None:
         return None
     fields: dict[str, str] = {}
     images = 0
-    for part in message.iter_parts():
+    for part in parts:
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue

@@ -10,11 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email import policy
-from email.parser import BytesParser
 from typing import Any
 
 from receiver.dev.fakeapi.bodies import iso_time
+from receiver.dev.fakeapi.loras import multipart_parts
 
 __all__ = ["LIFETIME", "MAX_BYTES", "Upload", "UploadStore", "sniff", "uploaded_file"]
 
@@ -61,14 +60,7 @@ def uploaded_file(body: bytes, content_type: str) -> bytes | None:
     """The content of a multipart/form-data body's ``file`` part, or ``None`` if it has none."""
     if not content_type.startswith("multipart/form-data"):
         return None
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    try:
-        message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    except (ValueError, TypeError):
-        return None
-    if not message.is_multipart():
-        return None
-    for part in message.iter_parts():
+    for part in multipart_parts(body, content_type) or ():
         if part.get_param("name", header="content-disposition") == "file":
             payload = part.get_payload(decode=True)
             return payload if isinstance(payload, bytes) else None
