@@ -1,0 +1,35 @@
+"""The storage probe (``framehook doctor``, ``/readyz``, and ``serve``/``worker`` at start) on
+one local folder from several processes at once: processes that start together all probe it,
+and each cleans up after itself."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from storage import from_url
+from storage._probe import PROBE_PREFIX, probe
+
+PROCESSES = 6
+PROBES = 300
+
+
+def _probe_many(root: str) -> None:
+    async def many() -> None:
+        store = from_url(root)
+        for _ in range(PROBES):
+            await probe(store)
+
+    asyncio.run(many())
+
+
+def test_processes_probing_one_folder_together_never_remove_each_others_folder(
+    tmp_path: Path,
+) -> None:
+    """Before each probe had its own folder, a sibling's clean-up removed the shared one
+    between another's making it and writing into it: ENOENT, and `worker` refused to start."""
+    with ProcessPoolExecutor(PROCESSES) as pool:
+        for done in [pool.submit(_probe_many, str(tmp_path)) for _ in range(PROCESSES)]:
+            done.result()
+    assert not (tmp_path / PROBE_PREFIX).exists()  # and nothing left behind
