@@ -13,7 +13,8 @@ webhook was answered; 2 for unusable arguments.
 
 Usage::
 
-    .venv/bin/python bench/flood.py [--duration 8] [--flooders 32] [--json PATH] [--keep]
+    .venv/bin/python bench/flood.py [--duration 8] [--warmup 1] [--flooders 32] [--json PATH]
+                                    [--keep]
 """
 
 # Imports follow the sys.path entry below, which they need.
@@ -60,6 +61,8 @@ from receiver.apiframe.signatures import sign
 
 KEYS = 10
 PROBE_INTERVAL_S = 0.02
+FLOOD_TAIL_S = 0.5
+"""The flood outlasts the flooded phase by this much, so it never stops before the probe."""
 MiB = 1_048_576
 
 
@@ -200,18 +203,20 @@ def measure(setup: Setup, args: argparse.Namespace, scratch: Path) -> list[Phase
     try:
         server.start()
         server.wait_ready([("/readyz", 200)])
-        probe(url, key, 1.0, "warm")
+        if args.warmup > 0:
+            probe(url, key, args.warmup, "warm")
         quiet, quiet_others = probe(url, key, args.duration, "quiet")
         phases.append(
             Phase(setup.name, "quiet", len(quiet), quiet_others,
                   percentile(quiet, 50) * 1000, percentile(quiet, 99) * 1000, 0.0, {})
         )  # fmt: skip
+        flood_seconds = args.warmup + args.duration + FLOOD_TAIL_S
         with ProcessPoolExecutor(1) as pool:
             flooding = pool.submit(
-                flood, server.port, setup.flood_body_bytes, args.duration + 1.5,
+                flood, server.port, setup.flood_body_bytes, flood_seconds,
                 args.flooders, plan.generator,
             )  # fmt: skip
-            time.sleep(1.0)  # let the flood reach its pace
+            time.sleep(args.warmup)  # let the flood reach its pace
             loud, loud_others = probe(url, key, args.duration, "flood")
             statuses = flooding.result()
         server.check_alive()
@@ -219,7 +224,7 @@ def measure(setup: Setup, args: argparse.Namespace, scratch: Path) -> list[Phase
         phases.append(
             Phase(setup.name, "flood", len(loud), loud_others,
                   percentile(loud, 50) * 1000, percentile(loud, 99) * 1000,
-                  refused / (args.duration + 1.5), statuses)
+                  refused / flood_seconds, statuses)
         )  # fmt: skip
     finally:
         server.stop()
@@ -229,12 +234,16 @@ def measure(setup: Setup, args: argparse.Namespace, scratch: Path) -> list[Phase
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per phase")
+    parser.add_argument(
+        "--warmup", type=float, default=1.0,
+        help="seconds of signed webhooks before measuring, and of flood before the flooded phase",
+    )  # fmt: skip
     parser.add_argument("--flooders", type=int, default=32, help="flooding connections")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
-    if args.duration <= 0 or args.flooders < 1:
-        parser.error("--duration must be positive and --flooders at least 1")
+    if args.duration <= 0 or args.warmup < 0 or args.flooders < 1:
+        parser.error("--duration must be positive, --warmup not negative and --flooders at least 1")
     signal.signal(signal.SIGTERM, terminate)
     scratch = Path(tempfile.mkdtemp(prefix="framehook-flood-"))
     broken: list[str] = []

@@ -36,14 +36,15 @@ class Ran:
 
 
 def check_ack(run: Ran) -> None:
-    """A 1 s ack benchmark (wrk if installed, else httpx) exits 0 and prints the ratio line."""
+    """A 0.5 s ack benchmark, no warm-up (wrk if installed, else httpx), exits 0 and prints the
+    ratio line."""
     assert "ratio framehook/bare = " in run.stdout, run.output
     assert run.report.exists()
 
 
 def check_scale(run: Ran) -> None:
-    """1 s per intake setup, no warm-up, 100 end-to-end events: exit 0, the four setups, the
-    ratios, the end-to-end line and the 2-core note (about 20 s)."""
+    """0.5 s per intake setup, no warm-up, 100 end-to-end events: exit 0, the four setups, the
+    ratios, the end-to-end line and the 2-core note (about 15 s)."""
     for setup in ("bare HMAC endpoint x1", "framehook, PostgreSQL x1"):
         assert setup in run.stdout, run.output
     for setup in ("bare HMAC endpoint x2", "framehook, PostgreSQL x2"):
@@ -78,8 +79,8 @@ def check_download(run: Ran) -> None:
 
 
 def check_flood(run: Ran) -> None:
-    """1 s per phase: exit 0, both setups quiet and flooded, the ratio lines, and the flooded
-    phases really flooded (wrongly signed requests were answered)."""
+    """0.3 s per phase, no warm-up, two flooders: exit 0, both setups quiet and flooded, the
+    ratio lines, and the flooded phases really flooded (wrongly signed requests were answered)."""
     assert "ratio signed p50 flood/quiet (default limit, 64 KiB bodies) = " in run.stdout
     assert "ratio signed p50 flood/quiet (limit 1 MiB, 1 MiB bodies) = " in run.stdout
     phases = json.loads(run.report.read_text())["phases"]
@@ -100,10 +101,10 @@ class Bench:
 
 
 BENCHES = [
-    Bench("ack.py", ("--duration", "1", "--warmup", "0.5", "--json", "{report}"), 90, check_ack),
+    Bench("ack.py", ("--duration", "0.5", "--warmup", "0", "--json", "{report}"), 90, check_ack),
     Bench(
         "scale.py",
-        ("--duration", "1", "--warmup", "0", "--events", "100", "--json", "{report}"),
+        ("--duration", "0.5", "--warmup", "0", "--events", "100", "--json", "{report}"),
         110,
         check_scale,
         needs="postgres",
@@ -117,7 +118,7 @@ BENCHES = [
     ),
     Bench(
         "flood.py",
-        ("--duration", "1", "--flooders", "4", "--json", "{report}"),
+        ("--duration", "0.3", "--warmup", "0", "--flooders", "2", "--json", "{report}"),
         90,
         check_flood,
     ),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from handlers import TEST_MARKER
 from receiver.dev.fakeapi.catalogue import ROUTES, ModelRule
 
 __all__ = [
@@ -271,6 +272,7 @@ def sample_webhook(
     progress: int | None = None,
     asset_base_url: str = CDN_BASE_URL,
     error: str = "Provider returned an error: content policy violation",
+    test: bool = False,
 ) -> dict[str, Any]:
     """A realistic webhook body for ``event`` of a job of ``modality`` (what ``send-test`` sends).
 
@@ -282,6 +284,9 @@ def sample_webhook(
         progress: the percentage of a ``progress`` event (45 when omitted).
         asset_base_url: where the result's URLs point.
         error: the message of a ``failed`` event.
+        test: mark the body as a framehook test event (``"framehookTest": true``,
+            ``handlers.TEST_MARKER``), as ``send-test`` does: the receiver then records a test
+            job, charges no credits and captures no files.
 
     Raises:
         ValueError: an unknown event or modality (the message lists the known ones).
@@ -293,10 +298,12 @@ def sample_webhook(
     job_id = job_id or str(uuid.uuid4())
     output = output_for(operation, model, request)
     if event == "progress":
-        return progress_body(job_id, model, 45 if progress is None else progress)
-    if event == "completed":
+        body = progress_body(job_id, model, 45 if progress is None else progress)
+    elif event == "completed":
         result = result_for(output, job_id, asset_base_url)
-        return completed_body(job_id, model, result, credit_cost(model, output), datetime.now(UTC))
-    if event == "failed":
-        return failed_body(job_id, model, error)
-    raise ValueError(f"unknown event {event!r}; known: progress, completed, failed")
+        body = completed_body(job_id, model, result, credit_cost(model, output), datetime.now(UTC))
+    elif event == "failed":
+        body = failed_body(job_id, model, error)
+    else:
+        raise ValueError(f"unknown event {event!r}; known: progress, completed, failed")
+    return {**body, TEST_MARKER: True} if test else body

@@ -52,7 +52,7 @@ def operation_routes(fake: FakeApiframe, api: Callable[[Endpoint], Endpoint]) ->
         return JSONResponse(account.me(by_api_key=by_api_key, spent=spent))
 
     async def models(request: Request) -> Response:
-        modality = request.query_params.get("modality") or None
+        modality = request.query_params.get("modality")  # "" is not a modality either: 400
         if modality is not None and modality not in MODALITIES:
             return _invalid({"modality": [f"Expected one of {', '.join(MODALITIES)}"]})
         return JSONResponse({"models": catalogue(modality)})

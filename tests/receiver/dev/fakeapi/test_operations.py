@@ -42,7 +42,7 @@ async def test_the_model_catalogue_is_public_and_filters_by_modality(
     spec: dict[str, Any],
 ) -> None:
     """GET /v2/models needs no key, lists every documented model once, filters by modality and
-    refuses an unknown one with a ValidationError."""
+    refuses an unknown or empty one with a ValidationError."""
     async with running_fake() as (client, _fake):
         del client.headers["X-API-Key"]
         every = await client.get("/v2/models")
@@ -50,7 +50,8 @@ async def test_the_model_catalogue_is_public_and_filters_by_modality(
         images = await client.get("/v2/models", params={"modality": "image"})
         music = await client.get("/v2/models", params={"modality": "music"})
         wrong = await client.get("/v2/models", params={"modality": "3d"})
-    for response in (every, videos, wrong):
+        empty = await client.get("/v2/models", params={"modality": ""})
+    for response in (every, videos, wrong, empty):
         conforms(spec, "/v2/models", "GET", response)
     ids = [entry["id"] for entry in every.json()["models"]]
     assert sorted(ids) == sorted(MODELS)
@@ -58,8 +59,9 @@ async def test_the_model_catalogue_is_public_and_filters_by_modality(
     counts = [len(r.json()["models"]) for r in (images, videos, music)]
     assert all(counts)
     assert sum(counts) == len(ids)
-    assert wrong.status_code == 400
-    assert list(wrong.json()["details"]) == ["modality"]
+    for refused in (wrong, empty):
+        assert refused.status_code == 400
+        assert list(refused.json()["details"]) == ["modality"]
 
 
 @pytest.mark.anyio
