@@ -2,13 +2,21 @@
 
 from handlers._assets import Asset, AssetLog, AssetRepair
 from handlers._context import HandlerContext
-from handlers._event import JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
+from handlers._event import (
+    TEST_MARKER,
+    JobEvent,
+    JobSnapshot,
+    LoraEvent,
+    LoraSnapshot,
+    is_test_body,
+)
 from handlers._handler import Handler, wants
 from handlers._safety import FetchPolicy, UnsafeURL
 from handlers._signals import HandlerSignal, PermanentFailure, RetryLater, retry_after
 from handlers._transport import safe_client
 
 __all__ = [
+    "TEST_MARKER",
     "Asset",
     "AssetLog",
     "AssetRepair",
@@ -23,6 +31,7 @@ __all__ = [
     "PermanentFailure",
     "RetryLater",
     "UnsafeURL",
+    "is_test_body",
     "retry_after",
     "safe_client",
     "wants",

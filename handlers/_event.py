@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
-__all__ = ["LORA_ENDED", "LORA_EVENTS", "JobEvent", "JobSnapshot", "LoraEvent", "LoraSnapshot"]
+__all__ = [
+    "LORA_ENDED",
+    "LORA_EVENTS",
+    "TEST_MARKER",
+    "JobEvent",
+    "JobSnapshot",
+    "LoraEvent",
+    "LoraSnapshot",
+    "is_test_body",
+]
 
 LORA_EVENTS = frozenset(
     {
@@ -26,6 +35,22 @@ LORA_ENDED = frozenset({"READY", "FAILED", "ARCHIVED"})
 """The LoRA statuses after which its training runs no more: it succeeded, failed, or the LoRA
 was archived. The receiver's ``LORA_ENDED`` (``receiver.apiframe.loras``) is the same set as
 ``LoraStatus`` members; this package cannot import it, and a test keeps the two equal."""
+
+TEST_MARKER = "framehookTest"
+"""The top-level member that marks a webhook body as a framehook test event
+(``"framehookTest": true``), put there by ``framehook send-test`` inside the signed body.
+
+Apiframe has no notion of a test event; this is framehook's own convention. Only the JSON value
+``true`` marks a body: ``"true"``, ``1`` or the member nested deeper do not, so a real body is
+never taken for a test by accident."""
+
+
+def is_test_body(payload: object) -> bool:
+    """Whether a decoded webhook body is marked as a framehook test event (:data:`TEST_MARKER`).
+
+    The receiver's intake and :attr:`JobEvent.test` both answer by this one rule.
+    """
+    return isinstance(payload, Mapping) and payload.get(TEST_MARKER) is True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +83,10 @@ class JobEvent:
         received_at: when framehook received it.
         source: ``webhook`` or ``poll`` (found by reconciliation).
         job: the job as it stands.
+
+    ``test`` says whether the body was a framehook test event (``framehook send-test``): its
+    files are made-up URLs and its credits are not real, so skip whatever should only happen
+    for real jobs.
     """
 
     event: str
@@ -72,6 +101,12 @@ class JobEvent:
     def model(self) -> str | None:
         """The job's model (``midjourney``, ``kling-2.6``, ...), if known."""
         return self.job.model
+
+    @property
+    def test(self) -> bool:
+        """Whether this is a framehook test event (``framehook send-test``), not Apiframe's:
+        its body carries ``"framehookTest": true`` (:data:`TEST_MARKER`)."""
+        return is_test_body(self.payload)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,9 @@ what it stored::
         assert "6f1c2a9e-3b7d-4e21-9a55-0c8d2f4b7a10/manifest.json" in storage.objects
 
 ``lora_event()`` builds a LoRA training event (``lora.ready``, ``lora.failed``, ...) the same
-way. Control signals (``RetryLater``, ``PermanentFailure``) and errors reach the test unchanged.
+way, and ``sample_event(name, test=True)`` a test event, as ``framehook send-test`` sends
+(``event.test`` is true). Control signals (``RetryLater``, ``PermanentFailure``) and errors
+reach the test unchanged.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ import structlog
 
 from handlers._assets import Asset, AssetLog
 from handlers._context import HandlerContext
-from handlers._event import LORA_ENDED, JobEvent, JobSnapshot, LoraEvent, LoraSnapshot
+from handlers._event import (
+    LORA_ENDED,
+    TEST_MARKER,
+    JobEvent,
+    JobSnapshot,
+    LoraEvent,
+    LoraSnapshot,
+)
 from handlers._handler import Handler, wants
 from storage import MemoryStorage, Storage
 
@@ -190,9 +199,14 @@ def lora_event(
     )
 
 
-def sample_event(name: str, **overrides: Any) -> JobEvent:
-    """The event for a shipped sample body; ``overrides`` replace top-level body fields."""
-    return event_from_payload({**sample_payload(name), **overrides})
+def sample_event(name: str, *, test: bool = False, **overrides: Any) -> JobEvent:
+    """The event for a shipped sample body; ``overrides`` replace top-level body fields.
+
+    ``test=True`` marks the body as ``framehook send-test`` does (``"framehookTest": true``),
+    so ``event.test`` is true: check that your handler skips what only real jobs deserve.
+    """
+    marker = {TEST_MARKER: True} if test else {}
+    return event_from_payload({**sample_payload(name), **overrides, **marker})
 
 
 class MemoryAssets:

@@ -8,7 +8,8 @@ Totals group by the job's model, or by the UTC day it ended (Apiframe's ``comple
 when framehook recorded the end). A completed event without ``creditCost`` counts 0, and so
 does a cost outside ``0..MAX_CREDIT_COST`` (the intake stores none since it makes such a value
 null, but rows written before it did may hold ``1e308``, and two of those overflow the sum: the
-query must answer whatever the table holds).
+query must answer whatever the table holds). Test jobs (``jobs.test``: moved only by framehook
+test events, ``framehook send-test``) are left out altogether: their costs are made up.
 
 ``framehook credits`` (``receiver.cli.credits``), ``GET /api/credits`` and the dashboard read
 :func:`credit_totals`; ``framehook_credits_total{model}`` counts the same charges as they are
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, String, and_, case, func, select
+from sqlalchemy import Connection, String, and_, case, func, not_, select
 
 from receiver.apiframe.fields import MAX_CREDIT_COST
 from receiver.db.models import Job, metadata
@@ -122,7 +123,7 @@ def credit_totals(
             func.sum(case((j.c.status == "FAILED", 1), else_=0)).label("failed"),
             credits.label("credits"),
         )
-        .where(j.c.status.in_(("COMPLETED", "FAILED")))
+        .where(j.c.status.in_(("COMPLETED", "FAILED")), not_(j.c.test))
         .group_by(key)
     )
     if since is not None:

@@ -15,6 +15,9 @@ full store), the task is retried and only the files still missing are fetched ag
 failure is permanent (expired, a refused URL or one httpx cannot use, too large, a 200 that is
 not the file: an error page, a compressed body; a store refusing writes), the task is parked
 as dead at once: the job's files show it as not stored, and a replay tries again.
+
+A framehook test event (``framehook send-test``: ``event.test``) names made-up URLs: nothing
+is fetched, and the task succeeds at once with :data:`NOTHING_TO_CAPTURE` in its log.
 """
 
 from __future__ import annotations
@@ -32,7 +35,17 @@ from handlers.download._result import AssetRef, count_files, find_assets, public
 from handlers.download._stored import holds
 from storage import StorageError
 
-__all__ = ["CaptureIncomplete", "DownloadHandler", "DownloadOptions", "count_files", "find_assets"]
+__all__ = [
+    "NOTHING_TO_CAPTURE",
+    "CaptureIncomplete",
+    "DownloadHandler",
+    "DownloadOptions",
+    "count_files",
+    "find_assets",
+]
+
+NOTHING_TO_CAPTURE = "test event: nothing to capture"
+"""What the handler logs (``info``) when it skips a test event's made-up files."""
 
 
 class CaptureIncomplete(RetryLater):
@@ -67,6 +80,10 @@ class DownloadHandler:
         result = event.payload.get("result")
         if result is None:  # a body without one: the job's, as a poll or an earlier event left it
             result = event.job.result
+        if event.test:
+            # send-test's URLs point nowhere: fetching them could only end in a dead task.
+            ctx.log.info(NOTHING_TO_CAPTURE, named=count_files(result))
+            return
         refs, other_schemes = find_assets(result)
         if other_schemes:
             ctx.log.warning("result holds URLs that are not fetched", schemes=other_schemes)

@@ -1,7 +1,8 @@
 """``GET /api/credits``: the credit ledger (``receiver.credits``) as JSON.
 
 The same totals ``framehook credits`` prints and the dashboard shows: credits charged by
-completed jobs, and how many completed and failed (refunded), per model or per UTC day.
+completed jobs, and how many completed and failed (refunded), per model or per UTC day. Test
+jobs (``framehook send-test``) count in none of them.
 """
 
 from __future__ import annotations

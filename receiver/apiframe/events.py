@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from handlers import is_test_body
 from receiver.apiframe.duplicates import duplicate_key
 from receiver.apiframe.fields import (
     MAX_EVENT_NAME_LENGTH,
@@ -140,6 +141,9 @@ class ParsedBody:
         lora: for ``LORA``, what the body says about its LoRA.
         flags: what was inferred or set aside (``event_inferred``; ``<field>_invalid`` for an
             odd value of a field the event reads, made null), stored on the delivery.
+        test: a job event marked as a framehook test (``"framehookTest": true``,
+            ``handlers.TEST_MARKER``; ``framehook send-test`` sends them): see
+            ``receiver.intake.job_state`` for what it does to the job.
     """
 
     kind: Kind
@@ -151,6 +155,7 @@ class ParsedBody:
     problem: InvalidPayload | None = None
     lora: LoraNotice | None = None
     flags: tuple[str, ...] = ()
+    test: bool = False
 
 
 def _malformed(raw: bytes, problem: InvalidPayload, name: str | None = None) -> ParsedBody:
@@ -158,12 +163,15 @@ def _malformed(raw: bytes, problem: InvalidPayload, name: str | None = None) -> 
     return ParsedBody(Kind.MALFORMED, None, name, None, None, digest, problem)
 
 
-def _dedupe_key(event: Event) -> str:
-    # Terminal events happen once per job; progress once per job and percentage.
+def _dedupe_key(event: Event, test: bool) -> str:
+    # Terminal events happen once per job; progress once per job and percentage. Test events
+    # have keys of their own: one sent with a real job's id never makes Apiframe's own event
+    # for that job a duplicate or a conflict.
+    prefix = "test:" if test else ""
     if isinstance(event, ProgressEvent):
         value = event.progress_value
-        return f"job:{event.job_id}:progress:{'none' if value is None else value}"
-    return f"job:{event.job_id}:{event.event}"
+        return f"{prefix}job:{event.job_id}:progress:{'none' if value is None else value}"
+    return f"{prefix}job:{event.job_id}:{event.event}"
 
 
 def parse_body(raw: bytes, lora_id_fields: Sequence[str] = ()) -> ParsedBody:
@@ -180,7 +188,8 @@ def parse_body(raw: bytes, lora_id_fields: Sequence[str] = ()) -> ParsedBody:
 
     Dedupe keys: ``job:<id>:<event>`` for terminal events (completed, failed, cancelled),
     ``job:<id>:progress:<n>`` for progress, ``lora:<id>:<STATUS>`` for a LoRA event,
-    ``body:<fingerprint>`` for anything else.
+    ``body:<fingerprint>`` for anything else. A job event marked as a framehook test
+    (``"framehookTest": true``) has its key prefixed ``test:``.
     """
     try:
         data = orjson.loads(raw)
@@ -221,7 +230,9 @@ def parse_body(raw: bytes, lora_id_fields: Sequence[str] = ()) -> ParsedBody:
     kind = Kind(event.event)
     meaning = fingerprint({key: data.get(key) for key in _MEANING[kind]})
     flags = (*(("event_inferred",) if inferred else ()), *_set_aside(data, event))
-    return ParsedBody(kind, event, name, event.job_id, _dedupe_key(event), meaning, flags=flags)
+    test = is_test_body(data)
+    key = _dedupe_key(event, test)
+    return ParsedBody(kind, event, name, event.job_id, key, meaning, flags=flags, test=test)
 
 
 def _sent_event(data: dict[str, Any]) -> str | None:

@@ -44,16 +44,25 @@ def send_test(
     ] = None,
     asset_base_url: Annotated[
         str | None,
-        typer.Option(help="Where the result's URLs point (default: https://cdn2.apiframe.ai)."),
+        typer.Option(
+            help="Where the result's URLs point (default: https://cdn2.apiframe.ai); made up, "
+            "never fetched."
+        ),
     ] = None,
     repeat: Annotated[
         int, typer.Option(help="Send the same bytes this many times (a redelivery).", min=1)
     ] = 1,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.", min=0.1)] = 10,
 ) -> None:
-    """Sign and POST a realistic Apiframe webhook to a receiver, like `stripe trigger`.
+    """Sign and POST a realistic Apiframe webhook, marked as a test, like `stripe trigger`.
 
-    Prints each answer's status and JSON; exits 0 if every answer was 2xx, else 1.
+    The body is marked as a test event ("framehookTest": true, inside the signed body): the
+    receiver records a test job, which counts no credits, and whose files (made-up URLs) are
+    not captured: the download task ends at once with "test event: nothing to capture". A
+    test event never changes a job that real Apiframe events created.
+
+    Prints each answer's status and JSON, then the job to look at (`framehook jobs show ID`);
+    exits 0 if every answer was 2xx, else 1.
     """
     import json
     import uuid
@@ -94,6 +103,7 @@ def send_test(
             job_id=job_id,
             progress=progress,
             asset_base_url=asset_base_url or CDN_BASE_URL,
+            test=True,
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
@@ -105,10 +115,10 @@ def send_test(
         "X-Webhook-Signature": signature(body, key),
     }
     err.print(
-        f"POST {escape(url)}: {event} of job {payload['jobId']} ({payload['model']})",
+        f"POST {escape(url)}: test {event} of job {payload['jobId']} ({payload['model']})",
         soft_wrap=True,
     )
-    all_ok = True
+    all_ok, outcomes = True, set()
     with httpx.Client(timeout=timeout) as client:
         for _ in range(repeat):
             try:
@@ -119,12 +129,36 @@ def send_test(
                 raise fail(f"no answer from {url}: {type(exc).__name__}: {exc}", 1) from None
             typer.echo(f"{response.status_code} {response.reason_phrase}")
             try:
-                typer.echo(json.dumps(response.json(), indent=2))
+                answer = response.json()
             except ValueError:
                 typer.echo(response.text)
+            else:
+                typer.echo(json.dumps(answer, indent=2))
+                if isinstance(answer, dict):
+                    outcomes.add(answer.get("outcome"))
             all_ok = all_ok and response.is_success
     if not all_ok:
         raise typer.Exit(1)
+    err.print(_test_note(str(payload["jobId"]), event, outcomes), soft_wrap=True, highlight=False)
+
+
+def _test_note(job_id: str, event: str, outcomes: set[object]) -> str:
+    """What ``send-test`` tells after posting: what a test event does, and where to look."""
+    if outcomes == {"stale"}:
+        return (
+            f"The test event changed nothing (stale): job {job_id} has moved past it, or real "
+            f"Apiframe events created it (a test event never changes a real job).\n"
+            f"See it: framehook jobs show {job_id}"
+        )
+    from handlers.download import NOTHING_TO_CAPTURE
+
+    files = f' Its files are not captured: its download ends with "{NOTHING_TO_CAPTURE}".'
+    if event != "completed":
+        files = ""
+    return (
+        f"Sent as a test event (framehookTest): job {job_id} is a test job and counts no "
+        f"credits.{files}\nSee it: framehook jobs show {job_id}"
+    )
 
 
 def demo(

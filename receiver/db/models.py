@@ -14,12 +14,14 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
     Integer,
     LargeBinary,
     TypeDecorator,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -101,6 +103,11 @@ class Job(SQLModel, table=True):
     # terminal event; NULL before it. Stored files are the ``assets`` rows: together they say
     # whether the job was captured.
     files_expected: int | None = None
+    # Only framehook test events (``"framehookTest": true``, ``framehook send-test``) have moved
+    # it (``receiver.intake.job_state`` says the rule): no credits, no files to capture.
+    test: bool = Field(
+        default=False, sa_column=Column(Boolean(), nullable=False, server_default=false())
+    )
 
 
 class Delivery(SQLModel, table=True):

@@ -22,10 +22,12 @@ def charge_of(arrival: Arrival, receipt: Receipt) -> tuple[str | None, float] | 
     """``(model, credits)`` if recording ``arrival`` charged its job, else ``None``.
 
     Only an accepted ``completed`` event charges: it is the job's first terminal event, which
-    happens once per job whatever arrives after it.
+    happens once per job whatever arrives after it. A framehook test event charges nothing.
     """
     event = arrival.parsed.event
     if receipt.outcome is not DeliveryOutcome.ACCEPTED or not isinstance(event, CompletedEvent):
+        return None
+    if arrival.parsed.test:
         return None
     if event.credit_cost is None or event.credit_cost <= 0:
         return None

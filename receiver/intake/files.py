@@ -19,11 +19,13 @@ _log = get_logger("framehook.intake")
 
 def files_expected(job_id: str, state: JobState) -> int | None:
     """The files ``state``'s result names, once the job has ended: a failed or cancelled job's
-    result names none. ``None`` while it runs, or if the result could not be read.
+    result names none, and neither does a test job's (``framehook send-test``: its URLs are
+    made up, and the download handler captures nothing). ``None`` while it runs, or if the
+    result could not be read.
     """
     if not state.is_terminal:
         return None
-    if state.status is not JobStatus.COMPLETED or state.result is None:
+    if state.test or state.status is not JobStatus.COMPLETED or state.result is None:
         return 0
     try:
         return count_files(state.result)

@@ -7,6 +7,20 @@ different terminal event is a ``conflict`` and a progress after a terminal one i
 neither changes anything.
 A finished job reports progress 100 whatever ended it, so its state does not depend on which
 progress events happened to arrive before the terminal one.
+
+Test jobs. A body marked ``"framehookTest": true`` (``framehook send-test``) is a test event,
+and a job is a test job while only test events have moved it:
+
+- the event that creates a job's row decides: a test event creates a test job;
+- a test event never touches a real job: for a job created by an unmarked event it is
+  ``stale`` and changes nothing (so ``send-test --job-id`` with a real job's id cannot
+  complete, fail or mark that job);
+- a real event takes a test job over: the test's made-up state is dropped and the event
+  applies as the job's first, so the job is real from then on (and Apiframe's own events for
+  an id a test happened to use are never lost). Test events have their own dedupe keys
+  (``receiver.apiframe.events``), so a test event never makes a real one a duplicate.
+
+Test jobs charge no credits and name no files to capture (``receiver.intake.files``).
 """
 
 from __future__ import annotations
@@ -63,6 +77,8 @@ class JobState:
     error: str | None = None
     credit_cost: float | None = None
     completed_at: datetime | None = None
+    test: bool = False
+    """Only framehook test events (``"framehookTest": true``) have moved it."""
 
     @property
     def is_terminal(self) -> bool:
@@ -116,18 +132,21 @@ def _terminal(state: JobState, event: CompletedEvent | FailedEvent | CancelledEv
     return Transition(new, Verdict.ACCEPTED)
 
 
-def apply(state: JobState | None, event: Event) -> Transition:
+def apply(state: JobState | None, event: Event, *, test: bool = False) -> Transition:
     """Apply one event to a job.
 
     Args:
         state: the job as stored, or ``None`` when this is the first event seen for it.
         event: a verified, parsed event for that job.
+        test: the event is a framehook test event (the module docstring says the rule).
 
     Returns:
         The new state (equal to the old one unless the verdict is ``ACCEPTED``) and the verdict.
     """
-    if state is None:
-        state = JobState()
+    if state is not None and test and not state.test:
+        return Transition(state, Verdict.STALE)
+    if state is None or (state.test and not test):
+        state = JobState(test=test)
         fresh = True
     else:
         fresh = False

@@ -31,8 +31,9 @@ from receiver.intake.lora_state import LoraState, apply_lora
 __all__ = ["Arrival", "DeliveryOutcome", "Receipt", "Recorder", "Subscription"]
 
 
-def _row_to_state(row: JobRow) -> JobState:
+def _row_to_state(row: JobRow, test: bool) -> JobState:
     return JobState(
+        test=test,
         status=JobStatus(row.status),
         progress=row.progress,
         model=row.model,
@@ -167,13 +168,13 @@ class Recorder:
         job_ids = sorted(first_seen)
         created = self._sql.create_jobs(cursor, job_ids, first_seen)
         before: dict[str, JobState | None] = {
-            row.id: None if row.id in created else _row_to_state(row)
-            for row in self._sql.lock_jobs(cursor, job_ids)
+            row.id: None if row.id in created else _row_to_state(row, test)
+            for row, test in self._sql.lock_jobs(cursor, job_ids)
         }
         states = dict(before)
         for i in movers:
             event = self._event(arrivals[i])
-            transition = apply(states[event.job_id], event)
+            transition = apply(states[event.job_id], event, test=arrivals[i].parsed.test)
             states[event.job_id] = transition.state
             outcomes[i] = DeliveryOutcome(transition.verdict.value)
         self._sql.update_jobs(
@@ -188,6 +189,7 @@ class Recorder:
                     "error": state.error,
                     "credit_cost": state.credit_cost,
                     "completed_at": state.completed_at,
+                    "test": state.test,
                     # Set once: a job's row changes no more after its terminal state.
                     "files_expected": files_expected(j, state),
                     "updated_at": last_seen[j],

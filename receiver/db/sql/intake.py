@@ -107,36 +107,41 @@ class IntakeSql(DialectSql):
         cursor.execute(sql, self._flatten(NEW_JOB_COLUMNS, rows))
         return {row[0] for row in cursor.fetchall()}
 
-    def lock_jobs(self, cursor: Any, ids: Sequence[str]) -> list[JobRow]:
-        """Read and lock jobs in id order (writers never deadlock on each other)."""
+    def lock_jobs(self, cursor: Any, ids: Sequence[str]) -> list[tuple[JobRow, bool]]:
+        """Read and lock jobs in id order (writers never deadlock on each other): each row's
+        state, and whether it is a test job (``jobs.test``; the state machine reads it, a
+        claimed task's job does not)."""
         lock = "" if self.sqlite else " FOR UPDATE"
         sql = (
-            f"SELECT {', '.join(('id', *JOB_STATE_COLUMNS))} FROM jobs "
+            f"SELECT {', '.join(('id', *JOB_STATE_COLUMNS, 'test'))} FROM jobs "
             f"WHERE id IN ({self._in('j', len(ids))}) ORDER BY id{lock}"
         )
         cursor.execute(sql, {f"j_{n}": j for n, j in enumerate(ids)})
         return [
-            JobRow(
-                id=r[0],
-                status=r[1],
-                progress=r[2],
-                model=r[3],
-                result=self._read_json(r[4]),
-                error=r[5],
-                credit_cost=r[6],
-                completed_at=self._read_ts(r[7]),
+            (
+                JobRow(
+                    id=r[0],
+                    status=r[1],
+                    progress=r[2],
+                    model=r[3],
+                    result=self._read_json(r[4]),
+                    error=r[5],
+                    credit_cost=r[6],
+                    completed_at=self._read_ts(r[7]),
+                ),
+                bool(r[8]),
             )
             for r in cursor.fetchall()
         ]
 
     def update_jobs(self, cursor: Any, rows: Iterable[dict[str, Any]]) -> None:
-        """Write new states: each row has ``id``, the state columns, ``files_expected`` and
-        ``updated_at`` (already a ``ts()`` value)."""
+        """Write new states: each row has ``id``, the state columns, ``test``,
+        ``files_expected`` and ``updated_at`` (already a ``ts()`` value)."""
         # files_expected is written, never read back: it is set with the terminal state, after
         # which a job's row does not change (so it is no part of what the state machine reads).
         sets = ", ".join(
             f"{c} = {self._json_param(c) if c == 'result' else self._param(c)}"
-            for c in (*JOB_STATE_COLUMNS, "files_expected", "updated_at")
+            for c in (*JOB_STATE_COLUMNS, "test", "files_expected", "updated_at")
         )
         sql = f"UPDATE jobs SET {sets} WHERE id = {self._param('id')}"
         params = [
@@ -144,6 +149,7 @@ class IntakeSql(DialectSql):
                 **row,
                 "result": self.json(row["result"]),
                 "completed_at": self.ts(row["completed_at"]),
+                "test": self.flag(row["test"]),
             }
             for row in rows
         ]

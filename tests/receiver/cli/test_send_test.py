@@ -7,14 +7,22 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import CompletedProcess
+from typing import Any
 
+import httpx
+import orjson
 import pytest
 from typer.testing import CliRunner, Result
 
+from handlers.download import NOTHING_TO_CAPTURE
 from receiver.cli import app
 from receiver.dev.fakeapi import MODALITIES
+from tests.support.cdn import FakeCdn, Route
+from tests.support.media import media_bytes
 from tests.support.processes import Server, framehook_env, free_port, run_cli
-from tests.support.webhooks import API_KEY, OTHER_KEY
+from tests.support.waiting import wait_until
+from tests.support.webhooks import API_KEY, OTHER_KEY, webhook_body
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +49,7 @@ def send(*args: str, **env: str | None) -> Result:
     return CliRunner().invoke(app, ["send-test", *args], env=environment)
 
 
-def answers(result: Result) -> list[tuple[int, dict[str, object]]]:
+def answers(result: Result | CompletedProcess[str]) -> list[tuple[int, dict[str, Any]]]:
     """(status, JSON answer) of each request, from the command's standard output."""
     found, lines = [], result.stdout.splitlines()
     for index, line in enumerate(lines):
@@ -154,3 +162,112 @@ def test_usage_and_configuration_errors_exit_2_with_a_message(
     assert message in " ".join(result.stderr.split())
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert result.stdout == ""
+
+
+TOKEN = "send-test-admin-token"
+
+
+@pytest.mark.slow
+def test_a_test_event_ends_cleanly_counts_no_credits_and_leaves_real_jobs_alone(
+    tmp_path: Path,
+) -> None:
+    """A real `framehook serve` (worker on, SQLite) gets `framehook send-test completed` from a
+    real process: the job is a test job, its download task succeeds once with "test event:
+    nothing to capture", /api/credits leaves it out. A real signed body for another job is
+    captured and charged as ever, and a test event sent with its id changes nothing."""
+    with FakeCdn() as cdn:
+        env = framehook_env(
+            FRAMEHOOK_ADMIN_TOKEN=TOKEN,
+            FRAMEHOOK_STORAGE_URL=str(tmp_path / "assets"),
+            FRAMEHOOK_ASSET_HOSTS="localhost",
+            FRAMEHOOK_ASSET_ALLOW_HTTP="true",
+            FRAMEHOOK_ASSET_ALLOW_NETWORKS="127.0.0.0/8,::1/128",
+            FRAMEHOOK_POLL_SECONDS="0.2",
+        )
+        server = Server(env, tmp_path)
+        try:
+            server.wait_ready()
+            _check_test_and_real_jobs(server, cdn, env, tmp_path)
+        finally:
+            server.stop()
+    assert cdn.hits == {"/real.png": 1}  # the test job's made-up URLs were never fetched
+
+
+def _api(server: Server, path: str) -> dict[str, Any]:
+    """GET an admin route with the token; the JSON answer."""
+    response = httpx.get(f"{server.url}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def _settled(server: Server, job_id: str) -> dict[str, Any]:
+    """The job's timeline once its one task has finished."""
+    found: dict[str, Any] = {}
+
+    def finished() -> bool:
+        found.update(_api(server, f"/api/jobs/{job_id}"))
+        tasks = found.get("tasks")
+        return isinstance(tasks, list) and [t["status"] for t in tasks] in (
+            ["succeeded"],
+            ["dead"],
+        )
+
+    wait_until(finished, timeout=30)
+    return found
+
+
+def _check_test_and_real_jobs(server: Server, cdn: FakeCdn, env: dict[str, str], cwd: Path) -> None:
+    url = f"{server.url}/webhooks/apiframe"
+    sent = run_cli(["send-test", "completed", "--url", url], env, cwd)
+    assert sent.returncode == 0, sent.stderr
+    [(status, answer)] = answers(sent)
+    assert (status, answer["outcome"]) == (202, "accepted")
+    test_id = str(answer["jobId"])
+    note = " ".join(sent.stderr.split())
+    assert "test event" in note
+    assert "counts no credits" in note
+    assert NOTHING_TO_CAPTURE in note
+    assert f"framehook jobs show {test_id}" in note
+
+    job = _settled(server, test_id)
+    [task] = job["tasks"]
+    assert (task["handler"], task["status"], task["attempts"]) == ("download", "succeeded", 1)
+    assert task["lastError"] is None
+    assert (job["status"], job["test"], job["files"]) == (
+        "COMPLETED",
+        True,
+        {"expected": 0, "stored": 0},
+    )
+    lines = [orjson.loads(line) for line in server.log.read_text().splitlines() if line[:1] == "{"]
+    assert any(
+        line.get("event") == NOTHING_TO_CAPTURE and line.get("job_id") == test_id for line in lines
+    )
+    # `jobs show` says it is a test, wherever one looks.
+    shown = run_cli(["jobs", "show", test_id], env, cwd)
+    assert shown.returncode == 0, shown.stderr
+    assert "COMPLETED test" in shown.stdout
+    assert "— (test event: nothing to capture)" in shown.stdout
+
+    # A real body for another job: captured and charged, as before test events existed.
+    real_id = str(uuid.uuid4())
+    image = media_bytes("png", 20_000)
+    cdn.route("/real.png", Route(image, content_type="image/png"))
+    result = {"images": [f"http://localhost:{cdn.port}/real.png"]}
+    body = orjson.dumps(
+        webhook_body("completed", jobId=real_id, model="flux-pro", result=result, creditCost=7)
+    )
+    assert server.post_webhook(body).status_code == 202
+    real = _settled(server, real_id)
+    assert (real["test"], real["files"]) == (False, {"expected": 1, "stored": 1})
+
+    # A test event sent with the real job's id changes nothing (stale), and says so.
+    again = run_cli(["send-test", "failed", "--url", url, "--job-id", real_id], env, cwd)
+    assert again.returncode == 0, again.stderr
+    assert answers(again)[0][1]["outcome"] == "stale"
+    assert "changed nothing" in again.stderr
+    assert _api(server, f"/api/jobs/{real_id}")["status"] == "COMPLETED"
+
+    credits = _api(server, "/api/credits")
+    assert credits["total"] == {"completed": 1, "failed": 0, "credits": 7}
+    assert [row["key"] for row in credits["items"]] == ["flux-pro"]
