@@ -11,7 +11,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from receiver.admin import admin_api
+from receiver.admin import admin_api, base_url, dashboard_url
 from receiver.apiframe.signatures import Verifier
 from receiver.dashboard import dashboard_routes
 from receiver.db.checkpoints import Checkpointer
@@ -143,8 +143,15 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
                     _log.warning(
                         "admin token generated",
                         bearer=admin.token.value,
-                        dashboard="/#token=" + admin.token.value,
+                        dashboard=dashboard_url(base_url(settings), admin.token.value),
                         hint="set FRAMEHOOK_ADMIN_TOKEN to keep one across restarts",
+                    )
+                else:
+                    # A configured token is a long-lived secret: in a terminal's log only.
+                    shown = settings.resolved_log_format() == "console"
+                    _log.info(
+                        "dashboard",
+                        url=dashboard_url(base_url(settings), admin.token.value if shown else None),
                     )
                 _log.info(
                     "receiver ready",

@@ -7,6 +7,8 @@ Tree (with the HTTP status of each one a request can get)::
     ├── RegistryError             a handler cannot be loaded, or two share a name
     ├── ApiframeError             Apiframe's API refused a call or stayed unavailable (in
     │                             receiver.apiframe.client; reconciliation and the CLI catch it)
+    ├── TunnelError               `serve --tunnel`: the client is missing, exited or printed no
+    │                             public URL (in receiver.cli.tunnel; `serve` prints it, exit 2)
     └── RequestRejected           a request answered with a 4xx/5xx and a machine-readable reason
         ├── InvalidPayload        400: a webhook verified, but not JSON or not a usable event
         ├── BadQuery              400: an admin API parameter or cursor it cannot use

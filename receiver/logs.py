@@ -123,3 +123,5 @@ def configure_logging(fmt: Literal["console", "json"], level: str = "info") -> N
     # credentials in the query string; the download handler logs each capture itself.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    # Alembic announces each plugin it loads ("setup plugin ...") at info: noise at every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(numeric, logging.WARNING))

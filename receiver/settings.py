@@ -11,7 +11,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from receiver.errors import ConfigurationError
 from receiver.retry import RetryPolicy
 
-__all__ = ["Settings"]
+__all__ = ["ENV_PREFIX", "Settings", "setting_variables", "variable_for"]
+
+ENV_PREFIX = "FRAMEHOOK_"
+"""What every setting's environment variable starts with (``api_key`` has its own name)."""
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -31,7 +34,7 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="FRAMEHOOK_",
+        env_prefix=ENV_PREFIX,
         env_file=".env",
         extra="ignore",
         frozen=True,
@@ -182,3 +185,22 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "console" if sys.stderr.isatty() else "json"
+
+
+def variable_for(field: str) -> str:
+    """The environment variable that sets ``field``: ``FRAMEHOOK_PORT`` for ``port``,
+    ``APIFRAME_API_KEY`` for ``api_key`` (what the user wrote, in messages about it)."""
+    info = Settings.model_fields.get(field)
+    alias = None if info is None else info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    if isinstance(alias, str):
+        return alias
+    if info is None and field.isupper():  # already a variable's name (an alias)
+        return field
+    return ENV_PREFIX + field.upper()
+
+
+def setting_variables() -> frozenset[str]:
+    """Every environment variable :class:`Settings` reads."""
+    return frozenset(variable_for(field) for field in Settings.model_fields)

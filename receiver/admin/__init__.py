@@ -1,7 +1,9 @@
 """The admin API: jobs, deliveries and tasks as JSON under ``/api``, behind a bearer token.
 
-``create_app`` mounts :func:`admin_api`'s routes and, when the token was generated, logs it
-once at start.
+``create_app`` mounts :func:`admin_api`'s routes and logs the dashboard's address once at
+start (:func:`dashboard_url`): with the token when it was generated (nobody knows it
+otherwise), and with a configured one only in console logs, never in JSON logs (they are
+shipped and kept elsewhere).
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from dataclasses import dataclass, field
 
 from starlette.routing import Route
 
-from receiver.admin.auth import AdminToken, resolve_token
+from receiver.admin.auth import AdminToken, base_url, dashboard_url, resolve_token
 from receiver.admin.routes import admin_routes
 from receiver.settings import Settings
 
-__all__ = ["AdminAPI", "AdminToken", "admin_api"]
+__all__ = ["AdminAPI", "AdminToken", "admin_api", "base_url", "dashboard_url"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from starlette.requests import Request
 
 from receiver.errors import Unauthorized
 from receiver.settings import Settings
 
-__all__ = ["AdminToken", "refused", "resolve_token"]
+__all__ = ["AdminToken", "base_url", "dashboard_url", "refused", "resolve_token"]
+
+# A server bound to every interface is opened on loopback.
+_ANY_HOST = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +58,21 @@ def resolve_token(settings: Settings) -> AdminToken:
     if settings.admin_token is not None:
         return AdminToken(settings.admin_token.get_secret_value().strip())
     return AdminToken(secrets.token_urlsafe(32), generated=True)
+
+
+def base_url(settings: Settings) -> str:
+    """Where a browser reaches this receiver: ``FRAMEHOOK_PUBLIC_URL`` when set (a tunnel, a
+    proxy), else ``http://HOST:PORT`` (loopback for a server bound to every interface)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = _ANY_HOST.get(settings.host, settings.host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
+
+
+def dashboard_url(base: str, token: str | None = None) -> str:
+    """The dashboard's address under ``base``, signed in when ``token`` is given.
+
+    The token travels in the fragment (``/#token=...``), which a browser never sends to a
+    server: the page keeps it for the tab and takes it out of the address bar.
+    """
+    return f"{base.rstrip('/')}/" + ("" if token is None else "#token=" + quote(token, safe=""))

@@ -10,6 +10,9 @@
 - ``doctor``: checking a deployment;
 - ``config``: what they share (settings from the environment and flags, clean failures).
 
+A database that is away, refusing us or missing its driver is one ``error:`` line whichever
+command met it: :func:`main` turns what escaped the command into that line.
+
 The commands are registered here, in the order ``framehook --help`` lists them. Importing this
 package loads only Typer, Rich and the settings: each command imports what it alone needs
 (uvicorn, Alembic, the fake Apiframe, the simulator) inside its body, so a ``framehook worker``
@@ -18,12 +21,14 @@ process does not carry them.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from receiver import __version__
 from receiver.cli import credits, db, dev, doctor, fake, jobs, serve
+from receiver.cli.config import database_problem, fail
 
 __all__ = ["app", "main"]
 
@@ -71,5 +76,11 @@ app.add_typer(jobs.jobs_app, name="jobs")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="framehook")
+    """Console-script entry point: a database problem is one line and exit 2, not a traceback."""
+    try:
+        app(prog_name="framehook")
+    except Exception as exc:
+        message = database_problem(exc)
+        if message is None:
+            raise
+        sys.exit(fail(message).exit_code)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from receiver.cli.config import err, fail, load_settings
+from receiver.cli.config import database_failure, err, fail, load_settings
 from receiver.errors import FramehookError
 
 __all__ = ["db_app", "db_upgrade"]
@@ -34,8 +35,6 @@ def db_upgrade(
     except FramehookError as exc:
         raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise fail(
-            f"database error: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}"
-        ) from None
-    err.print(f"schema at revision {after} (was {before or 'empty'})")
+        raise database_failure(exc) from None
+    err.print(f"schema at revision {escape(str(after))} (was {escape(str(before or 'empty'))})")
     engine.dispose()

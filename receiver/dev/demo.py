@@ -23,6 +23,7 @@ from rich.markup import escape
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from receiver.admin import dashboard_url
 from receiver.apiframe.client import ApiframeClient, ApiframeError
 from receiver.app import create_app
 from receiver.db.engine import create_db_engine
@@ -166,6 +167,8 @@ async def _demo(
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C raises instead
             loop.add_signal_handler(sig, stop.set)
     api_key = f"afk_demo_{secrets.token_hex(16)}"
+    # The demo's own admin token, so the dashboard link below signs the browser in.
+    admin_token = secrets.token_urlsafe(24)
     behaviour = Behaviour(step_seconds=step, progress_steps=10, webhook_backoff_seconds=0.2)
     try:
         async with Loopback() as loopback:
@@ -178,11 +181,14 @@ async def _demo(
                 retry_max_seconds=5,
                 retry_max_attempts=4,
                 grace_seconds=2,
+                admin_token=admin_token,
             )
             receiver_url = await loopback.serve(create_app(settings))
+            dashboard = dashboard_url(receiver_url, admin_token)
             console.print(
                 f"fake Apiframe at [bold]{api_url}[/], framehook at [bold]{receiver_url}[/], "
-                f"data in [bold]{escape(_shown(directory))}[/]",
+                f"data in [bold]{escape(_shown(directory))}[/]\n"
+                f"dashboard: [bold]{dashboard}[/]",
                 soft_wrap=True,
             )
             run = _Run({})
@@ -204,7 +210,8 @@ async def _demo(
             if keep_running and not stop.is_set():
                 console.print(
                     f"\n[bold]Still running[/] (Ctrl-C stops both): fake Apiframe {api_url}, "
-                    f"framehook {receiver_url}. Another job:\n  [cyan]APIFRAME_API_KEY={api_key} "
+                    f"framehook {receiver_url}.\n  The dashboard: [bold]{dashboard}[/]\n"
+                    f"  Another job:\n  [cyan]APIFRAME_API_KEY={api_key} "
                     f"framehook generate images/generate --model midjourney --prompt 'a red kite' "
                     f"--api-url {api_url} --public-url {receiver_url} "
                     f"--database-url {settings.database_url}[/]",

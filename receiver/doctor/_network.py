@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from ipaddress import ip_address
 
 import httpx
 
@@ -15,8 +17,70 @@ from receiver.settings import Settings
 __all__ = ["check_apiframe", "check_public_url"]
 
 
+def _not_public(host: str) -> str | None:
+    """Why Apiframe, on the internet, cannot reach ``host``; ``None`` if it may.
+
+    A name is resolved: one whose every address is loopback or private (a LAN name, an
+    ``/etc/hosts`` entry) is as unreachable as such an address. A name that does not resolve
+    is left to the request, which fails on it anyway.
+    """
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"{host} is this machine (loopback)"
+    try:
+        address = ip_address(host)
+    except ValueError:
+        pass
+    else:
+        if address.is_global:
+            return None
+        return f"{host} is {'a loopback' if address.is_loopback else 'a private'} address"
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None
+    addresses = {ip_address(str(info[4][0]).split("%")[0]) for info in found}
+    if not addresses or any(a.is_global for a in addresses):
+        return None
+    kind = "loopback" if all(a.is_loopback for a in addresses) else "private"
+    return f"{host} resolves to {', '.join(sorted(map(str, addresses)))} ({kind})"
+
+
+def _not_public_url(url: str | None) -> str | None:
+    """Why Apiframe cannot reach ``url``'s host; ``None`` if it may, or if ``url`` is no
+    http(s) URL at all (the request says so)."""
+    try:
+        parsed = httpx.URL((url or "").strip())
+    except httpx.InvalidURL:
+        return None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return None
+    return _not_public(parsed.host)
+
+
 def check_public_url(settings: Settings, timeout: float = 5.0) -> list[Check]:
-    """Whether ``FRAMEHOOK_PUBLIC_URL`` reaches this receiver (``GET /healthz``)."""
+    """Whether ``FRAMEHOOK_PUBLIC_URL`` reaches this receiver (``GET /healthz``), and whether
+    it is an address Apiframe can reach at all (not loopback or private: a warning, since
+    it still answers from here)."""
+    checks = _check_healthz(settings, timeout)
+    why = _not_public_url(settings.public_url)
+    if why is None:
+        return checks
+    hint = (
+        "Apiframe sends webhooks from the internet: use a public address, such as a tunnel's "
+        "(`framehook serve --tunnel cloudflared`) or your reverse proxy's https URL"
+    )
+    return [
+        Check(
+            c.name,
+            Status.WARN if c.status is Status.OK else c.status,
+            f"{c.detail}; but {why}: Apiframe cannot reach it",
+            hint if c.status is Status.OK else c.hint,
+        )
+        for c in checks
+    ]
+
+
+def _check_healthz(settings: Settings, timeout: float) -> list[Check]:
     if not settings.public_url:
         return [
             Check(

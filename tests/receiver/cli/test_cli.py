@@ -46,8 +46,8 @@ def test_blank_api_key_counts_as_none(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"FRAMEHOOK_PORT": "eighty"}, "port"),
-        ({"FRAMEHOOK_MAX_BODY_BYTES": "-1"}, "max_body_bytes"),
+        ({"FRAMEHOOK_PORT": "eighty"}, "FRAMEHOOK_PORT"),
+        ({"FRAMEHOOK_MAX_BODY_BYTES": "-1"}, "FRAMEHOOK_MAX_BODY_BYTES"),
         ({"FRAMEHOOK_DATABASE_URL": "mysql://x/y"}, "unsupported database"),
         ({"FRAMEHOOK_DATABASE_URL": "::nonsense::"}, "not a database URL"),
         ({"FRAMEHOOK_HANDLERS": "no-such-handler"}, 'handler "no-such-handler" not found'),
@@ -86,7 +86,7 @@ def test_db_upgrade_reports_an_unreachable_database(tmp_path: Path) -> None:
     url = "postgresql://nobody@127.0.0.1:1/none"
     result = run_cli(["db", "upgrade", "--database-url", url], framehook_env(), tmp_path)
     assert result.returncode == 2
-    assert "database error" in result.stderr
+    assert "cannot connect to PostgreSQL at 127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
 
 
