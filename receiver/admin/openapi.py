@@ -22,6 +22,7 @@ from receiver.admin.queries import TASK_STATUSES
 from receiver.admin.views import (
     CreditsView,
     DeliveryView,
+    DeliveryWithBodyView,
     ErrorView,
     JobTimelineView,
     JobView,
@@ -73,6 +74,7 @@ _DECLARED: tuple[Any, ...] = (
     PageView[DeliveryView],
     PageView[TaskView],
     JobTimelineView,
+    DeliveryWithBodyView,
     RetriedView,
     ReplayedView,
     CreditsView,
@@ -185,6 +187,12 @@ _PATHS: dict[str, Schema] = {
             _query("model", "Only jobs of this model.", _FILTER),
             _query("since", "Created at or after (ISO 8601).", _TIME),
             _query("until", "Created before (ISO 8601).", _TIME),
+            _query(
+                "jobId",
+                "Only jobs whose id starts with this (a whole id, or its first characters; "
+                "case-sensitive, surrounding spaces ignored).",
+                _FILTER,
+            ),
         ],
     ),
     "/api/jobs/{id}": {
@@ -251,6 +259,21 @@ _PATHS: dict[str, Schema] = {
             _query("jobId", "Only this job's.", _FILTER),
         ],
     ),
+    "/api/deliveries/{id}": {
+        "get": {
+            "operationId": "getDelivery",
+            "summary": "One delivery with its raw body (null once pruned).",
+            "description": (
+                "Where an `unrecognized` or `malformed` body can be read: JSON is answered as "
+                "JSON (`bodyFormat: json`), anything else as text (`bodyFormat: text`)."
+            ),
+            "parameters": [_NUMBER_ID],
+            "responses": {
+                **_ok(DeliveryWithBodyView, "The delivery and its body."),
+                "404": _answer("No such delivery."),
+            },
+        }
+    },
     "/api/tasks": _list(
         "listTasks",
         "Handler tasks, newest first (by id): the dead ones unless asked.",

@@ -22,9 +22,11 @@ from typing import Any, Generic
 from sqlalchemy import Column, ColumnElement, Connection, Row, Select, and_, func, or_, select
 from typing_extensions import TypeVar
 
+from receiver.admin.problems import error_groups, file_positions, task_errors
 from receiver.admin.views import (
     AttemptView,
     DeliveryView,
+    DeliveryWithBodyView,
     JobView,
     TaskView,
     TaskWithHistoryView,
@@ -48,6 +50,7 @@ __all__ = [
     "JobFilter",
     "Page",
     "TaskFilter",
+    "find_delivery",
     "find_task",
     "job_exists",
     "job_summaries",
@@ -78,6 +81,19 @@ _FILES_STORED = (
     .scalar_subquery()
     .label("files_stored")
 )
+# The job's tasks still queued or running, counted the same way (the tasks' (job_id, handler)
+# index): while there are any, a shortfall of files is a capture in progress, not a failure.
+_OPEN_TASKS = (
+    select(func.count())
+    .select_from(_tasks)
+    .where(
+        _tasks.c.job_id == _jobs.c.id,
+        _tasks.c.status.in_((TaskStatus.QUEUED.value, TaskStatus.RUNNING.value)),
+    )
+    .correlate(_jobs)
+    .scalar_subquery()
+    .label("open_tasks")
+)
 
 # Covariant, so a page of jobs is a page of mappings too; the default keeps a bare ``Page``
 # (``framehook jobs`` annotates one) a page of some view.
@@ -96,12 +112,13 @@ class Page(Generic[ViewT]):
 @dataclass(frozen=True, slots=True)
 class JobFilter:
     """Which jobs to list; ``since`` (inclusive) and ``until`` (exclusive) bound
-    ``created_at``."""
+    ``created_at``; ``id_prefix`` keeps the jobs whose id starts with it (case-sensitive)."""
 
     status: str | None = None
     model: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    id_prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +178,9 @@ def _page(
 
 
 def job_summaries() -> Select[Any]:
-    """Jobs with their columns and ``files_stored``: what :func:`job_view` reads."""
-    return select(*_jobs.c, _FILES_STORED)
+    """Jobs with their columns, ``files_stored`` and ``open_tasks``: what :func:`job_view`
+    reads."""
+    return select(*_jobs.c, _FILES_STORED, _OPEN_TASKS)
 
 
 def list_jobs(
@@ -172,6 +190,10 @@ def list_jobs(
     (``(created_at, id)`` of the last job of the previous page)."""
     j = _jobs
     query = _equal(job_summaries(), (j.c.status, where.status), (j.c.model, where.model))
+    if where.id_prefix:
+        # substr, not LIKE: the same exact, case-sensitive test on SQLite and PostgreSQL, with
+        # no wildcard to escape in what a person pasted.
+        query = query.where(func.substr(j.c.id, 1, len(where.id_prefix)) == where.id_prefix)
     if where.since is not None:
         query = query.where(j.c.created_at >= where.since)
     if where.until is not None:
@@ -207,6 +229,12 @@ def list_tasks(
     return _page(connection, query, (t.c.id,), task_view, limit, after)
 
 
+def find_delivery(connection: Connection, delivery_id: int) -> DeliveryWithBodyView | None:
+    """One delivery with its body (while kept), or ``None``."""
+    row = connection.execute(select(_deliveries).where(_deliveries.c.id == delivery_id)).first()
+    return None if row is None else delivery_with_body_view(row)
+
+
 def find_task(connection: Connection, task_id: int) -> TaskView | None:
     """One task, or ``None``."""
     row = connection.execute(select(_tasks).where(_tasks.c.id == task_id)).first()
@@ -222,7 +250,8 @@ def job_exists(connection: Connection, job_id: str) -> bool:
 def job_timeline(connection: Connection, job_id: str) -> TimelineView | None:
     """A job with everything that happened to it, or ``None`` if unknown: its ``deliveries``
     in arrival order (raw bodies included while kept), its ``tasks`` with each one's
-    ``history`` of attempts, and its ``assets`` by handler and position.
+    ``history`` of attempts and ``errorGroups`` (``receiver.admin.problems``), and its
+    ``assets`` by handler and position.
 
     Run it inside a transaction for one consistent picture on SQLite.
     """
@@ -246,9 +275,13 @@ def job_timeline(connection: Connection, job_id: str) -> TimelineView | None:
     history: dict[int, list[AttemptView]] = {}
     for attempt in attempts:
         history.setdefault(attempt.task_id, []).append(attempt_view(attempt))
-    timeline_tasks: list[TaskWithHistoryView] = [
-        {**task_view(r), "history": history.get(r.id, [])} for r in tasks
-    ]
+    positions = file_positions(row.result)
+    timeline_tasks: list[TaskWithHistoryView] = []
+    for r in tasks:
+        runs = history.get(r.id, [])
+        errors = task_errors(runs, r.last_error, r.updated_at)
+        groups = error_groups(errors, positions)
+        timeline_tasks.append({**task_view(r), "history": runs, "errorGroups": groups})
     return {
         **job_view(row),
         "assets": [asset_view(r) for r in assets],

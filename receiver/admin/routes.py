@@ -41,6 +41,7 @@ from receiver.admin.queries import (
     JobFilter,
     Page,
     TaskFilter,
+    find_delivery,
     find_task,
     job_exists,
     job_timeline,
@@ -51,6 +52,7 @@ from receiver.admin.queries import (
 from receiver.admin.views import (
     AssetView,
     CreditsView,
+    DeliveryWithBodyView,
     JobTimelineView,
     PageView,
     ReplayedView,
@@ -132,12 +134,14 @@ def _listing(
 
 
 def _job_filter(q: QueryParams) -> JobFilter:
-    """Jobs by ``status``, ``model``, and ``since``/``until`` on their creation."""
+    """Jobs by ``status``, ``model``, ``since``/``until`` on their creation, and ``jobId`` (an
+    id or the start of one: what a person pastes, trimmed)."""
     return JobFilter(
         status=parse_choice(q.get("status"), "status", JOB_STATUSES),
         model=parse_text(q.get("model"), "model"),
         since=parse_time(q.get("since"), "since"),
         until=parse_time(q.get("until"), "until"),
+        id_prefix=(parse_text(q.get("jobId"), "jobId") or "").strip() or None,
     )
 
 
@@ -179,6 +183,15 @@ def _job(links: AssetLinks) -> Callable[[Request], Awaitable[JobTimelineView]]:
         return {**found, "assets": assets}
 
     return job
+
+
+async def delivery(request: Request) -> DeliveryWithBodyView:
+    """``GET /api/deliveries/{id}``: one delivery with its raw body (null once pruned)."""
+    delivery_id = parse_id(request.path_params["id"], "delivery_id")
+    found = await _read(request, lambda c: find_delivery(c, delivery_id))
+    if found is None:
+        raise NotFound("not_found", f"no delivery {delivery_id}")
+    return found
 
 
 def _requeue_and_read(engine: Engine, task_id: int) -> tuple[bool, TaskView | None]:
@@ -253,6 +266,12 @@ def admin_routes(token: AdminToken, settings: Settings) -> list[Route]:
             _guarded(token, deliveries),
             methods=["GET"],
             name="admin_deliveries",
+        ),
+        Route(
+            "/api/deliveries/{id}",
+            _guarded(token, delivery),
+            methods=["GET"],
+            name="admin_delivery",
         ),
         Route("/api/tasks", _guarded(token, tasks), methods=["GET"], name="admin_tasks"),
         Route("/api/credits", _guarded(token, credits), methods=["GET"], name="admin_credits"),

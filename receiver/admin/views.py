@@ -34,6 +34,7 @@ __all__ = [
     "CreditsView",
     "DeliveryView",
     "DeliveryWithBodyView",
+    "ErrorGroupView",
     "ErrorView",
     "FilesView",
     "JobTimelineView",
@@ -84,10 +85,30 @@ class JobView(TypedDict):
     result: Any
     error: str | None
     creditCost: float | None
+    test: Annotated[
+        bool,
+        Field(
+            description=(
+                'A test job: only events marked `"framehookTest": true` (what `framehook '
+                "send-test` sends) have moved it. It counts no credits, and its files are not "
+                "captured (test event: nothing to capture)."
+            )
+        ),
+    ]
     createdAt: datetime
     completedAt: datetime | None
     updatedAt: datetime
     files: FilesView
+    openTasks: Annotated[
+        int,
+        Field(
+            ge=0,
+            description=(
+                "Handler tasks of the job still queued or running: while there are any, fewer "
+                "files stored than expected is a capture in progress, not a failure."
+            ),
+        ),
+    ]
 
 
 class DeliveryView(TypedDict):
@@ -152,10 +173,43 @@ class AttemptView(TypedDict):
     error: str | None
 
 
+class ErrorGroupView(TypedDict):
+    """One distinct error of a task, however many attempts and files it hit."""
+
+    error: Annotated[
+        str,
+        Field(
+            description=(
+                "The whole error, normalised: one file's reason when a download failed several "
+                "files (its URL and storage key as `<url>` and `<file>`), without the worker's "
+                "`(attempt N, giving up)`."
+            )
+        ),
+    ]
+    count: Annotated[
+        int,
+        Field(
+            ge=1,
+            description=(
+                "Attempts that recorded it (one that failed five files with it counts once)."
+            ),
+        ),
+    ]
+    files: Annotated[
+        list[int],
+        Field(description="The positions of the files it hit, ascending; empty if none."),
+    ]
+    lastSeen: datetime
+
+
 class TaskWithHistoryView(TaskView):
-    """A task with each of its attempts, oldest first."""
+    """A task with each of its attempts, oldest first, and its errors grouped."""
 
     history: list[AttemptView]
+    errorGroups: Annotated[
+        list[ErrorGroupView],
+        Field(description="Each distinct error once: the most recently seen first."),
+    ]
 
 
 class StoredAssetView(TypedDict):
@@ -262,7 +316,7 @@ class ErrorView(TypedDict, total=False):
 
 def job_view(row: Row[Any]) -> JobView:
     """A job summary, from a row of ``receiver.admin.queries.job_summaries`` (which counts the
-    stored files as ``files_stored``)."""
+    stored files as ``files_stored`` and its unfinished tasks as ``open_tasks``)."""
     return {
         "id": row.id,
         "status": row.status,
@@ -271,10 +325,12 @@ def job_view(row: Row[Any]) -> JobView:
         "result": row.result,
         "error": row.error,
         "creditCost": row.credit_cost,
+        "test": bool(row.test),
         "createdAt": row.created_at,
         "completedAt": row.completed_at,
         "updatedAt": row.updated_at,
         "files": {"expected": row.files_expected, "stored": row.files_stored},
+        "openTasks": row.open_tasks,
     }
 
 

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from receiver.cli.config import age_option, fail, load_settings
+from receiver.cli.config import age_option, database_failure, fail, load_settings
 from receiver.errors import FramehookError
 
 if TYPE_CHECKING:
     from receiver.credits import CreditTotals
     from receiver.settings import Settings
 
-__all__ = ["credits_command", "render_credits", "run_credits"]
+__all__ = ["credits_command", "read_credits", "render_credits", "run_credits"]
 
 
 def credits_command(
@@ -22,21 +22,33 @@ def credits_command(
         str | None, typer.Option(help="Only jobs that ended this recently (90s, 30m, 2h, 7d).")
     ] = None,
     by: Annotated[str, typer.Option(help="Group by model or day (UTC).")] = "model",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print GET /api/credits's JSON, not a table.")
+    ] = False,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
 ) -> None:
-    """Credits charged by completed jobs (failed ones are refunded), with a total."""
+    """Credits charged by completed jobs (failed ones are refunded), with a total.
+
+    Test jobs (`framehook send-test`) count nothing and are left out."""
     from sqlalchemy.exc import SQLAlchemyError
+
+    from receiver.admin.views import credits_view
+    from receiver.cli.tables import print_json
 
     if by not in ("model", "day"):
         raise fail(f"--by {by!r}: expected model or day")
     age = None if since is None else age_option(since)
     settings = load_settings(database_url=database_url)
     try:
-        typer.echo(run_credits(settings, age, by), nl=False)
+        totals = read_credits(settings, age, by)
+        if as_json:
+            print_json(credits_view(totals))
+        else:
+            typer.echo(render_credits(totals), nl=False)
     except (FramehookError, ValueError) as exc:
         raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise fail(f"database error: {exc.__class__.__name__}") from None
+        raise database_failure(exc) from None
 
 
 def _amount(value: float) -> str:
@@ -69,7 +81,14 @@ def render_credits(totals: CreditTotals) -> str:
 
 def run_credits(settings: Settings, since: timedelta | None = None, by: str = "model") -> str:
     """``framehook credits [--since 7d] [--by model|day]``: the ledger of the configured
-    database (``FRAMEHOOK_DATABASE_URL``) as the table to print.
+    database (``FRAMEHOOK_DATABASE_URL``) as the table to print (see :func:`read_credits`)."""
+    return render_credits(read_credits(settings, since, by))
+
+
+def read_credits(
+    settings: Settings, since: timedelta | None = None, by: str = "model"
+) -> CreditTotals:
+    """The ledger of the configured database (``FRAMEHOOK_DATABASE_URL``).
 
     Args:
         settings: the configuration (only ``database_url`` is used).
@@ -93,4 +112,4 @@ def run_credits(settings: Settings, since: timedelta | None = None, by: str = "m
             totals = credit_totals(connection, start, grouped)
     finally:
         engine.dispose()
-    return render_credits(totals)
+    return totals

@@ -8,6 +8,7 @@ disposes of it; the admin tables, reconciliation and retention code load only wh
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from receiver.cli.config import age_option, err, fail, load_settings
+from receiver.cli.config import age_option, database_failure, err, fail, load_settings
 from receiver.errors import FramehookError
 from receiver.intake.job_state import JobStatus
 
@@ -60,7 +61,7 @@ def replay(
     except FramehookError as exc:
         raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise fail(f"database error: {exc.__class__.__name__}") from None
+        raise database_failure(exc) from None
     if task is not None and not count:
         raise fail(f"task {task} not re-queued: no such task, or it is running now", code=1)
     err.print(f"re-queued {count} task{'s' if count != 1 else ''}")
@@ -121,7 +122,7 @@ def prune(
     except FramehookError as exc:
         raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise fail(f"database error: {exc.__class__.__name__}") from None
+        raise database_failure(exc) from None
     err.print(f"pruned {pruned.bodies} bodies, {pruned.tasks} tasks ({pruned.attempts} attempts)")
 
 
@@ -150,7 +151,10 @@ def _read_database(database_url: str | None, work: Callable[[Connection], _T]) -
     except FramehookError as exc:
         raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise fail(f"database error: {exc.__class__.__name__}") from None
+        raise database_failure(exc) from None
+
+
+_JSON_HELP = "Print the admin API's JSON for it (one document), not a table."
 
 
 @jobs_app.callback(invoke_without_command=True)
@@ -165,10 +169,17 @@ def jobs(
         str | None, typer.Option(help="Only jobs created this recently (90s, 30m, 2h, 7d).")
     ] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=200)] = 20,
+    cursor: Annotated[
+        str | None, typer.Option(help="Continue after this page (the JSON's nextCursor).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=_JSON_HELP)] = False,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
 ) -> None:
     """List jobs newest first: id, model, status, progress, files captured (stored/expected:
     4/4, a shortfall such as 0/2 in red, — while nothing is expected), age.
+
+    In a pipe, one tab-separated line per job, nothing cut: id, model, status, progress,
+    captured, created (ISO 8601). With --json, GET /api/jobs's page: {items, nextCursor}.
 
     `framehook jobs show ID` prints one job's whole timeline.
     """
@@ -176,36 +187,61 @@ def jobs(
         return
     from datetime import UTC, datetime
 
+    from receiver.admin.paging import decode_cursor, encode_cursor
     from receiver.admin.queries import JobFilter, list_jobs
-    from receiver.cli.tables import jobs_table
+    from receiver.cli.tables import jobs_lines, jobs_table, print_json, stdout_console
 
     wanted = None if status is None else status.upper()
     if wanted is not None and wanted not in _JOB_STATUSES:
         raise fail(f"--status {status!r}: say one of {', '.join(_JOB_STATUSES)}")
+    try:
+        after = decode_cursor(cursor, "jobs", (datetime, str))
+    except FramehookError:
+        raise fail(f"--cursor {cursor!r}: not a nextCursor of framehook jobs --json") from None
     now = datetime.now(UTC)
     where = JobFilter(wanted, model, now - age_option(since) if since is not None else None)
 
-    page: Page = _read_database(database_url, lambda c: list_jobs(c, where, limit))
-    console = Console()
-    if not page.items:
-        console.print("no jobs" + (" match" if status or model or since else " yet"))
+    page: Page = _read_database(database_url, lambda c: list_jobs(c, where, limit, after))
+    more = None if page.next_key is None else encode_cursor("jobs", page.next_key)
+    if as_json:
+        print_json({"items": list(page.items), "nextCursor": more})
         return
-    console.print(jobs_table(page.items, now))
-    if page.next_key is not None:
-        console.print(f"[dim]newest {limit} shown; --limit for more[/]")
+    # Notes go to standard error: in a pipe, standard output is the jobs alone.
+    if not page.items:
+        err.print("no jobs" + (" match" if status or model or since or cursor else " yet"))
+        return
+    console = stdout_console()
+    if not console.is_terminal:
+        sys.stdout.write(jobs_lines(page.items))
+    else:
+        console.print(jobs_table(page.items, now))
+    if more is not None:
+        err.print(f"[dim]newest {limit} shown; --limit for more, or --cursor {more}[/]")
 
 
 @jobs_app.command("show")
 def jobs_show(
     job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
+    full: Annotated[
+        bool, typer.Option("--full", help="Print every error whole, each attempt's too.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=_JSON_HELP)] = False,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
 ) -> None:
     """One job's timeline: its state and files captured, every delivery and its outcome, the
-    handler tasks with each attempt and error, and the captured files."""
+    handler tasks with each attempt, their errors (each distinct one once, with how many
+    attempts and which files it hit; cut to a line unless --full), and the captured files.
+
+    With --json, GET /api/jobs/ID's answer, without the assets' contentUrl (a signed link
+    needs the server's admin token).
+    """
     from receiver.admin.queries import job_timeline
-    from receiver.cli.tables import timeline
+    from receiver.cli.tables import print_json, stdout_console, timeline
 
     found = _read_database(database_url, lambda connection: job_timeline(connection, job_id))
     if found is None:
         raise fail(f"no job {job_id!r} in the database", code=1)
-    Console().print(timeline(found))
+    if as_json:
+        print_json(found)
+        return
+    stdout_console().print(timeline(found, full=full))

@@ -1,21 +1,43 @@
-"""``framehook jobs`` output: the admin API's views drawn as rich tables."""
+"""``framehook jobs`` and ``credits`` output: the admin API's views drawn as rich tables on a
+terminal, as whole values in a pipe, or as the API's JSON.
+
+Where standard output is not a terminal (``| grep``, ``| cut``, a file), nothing is cut to a
+width: ``framehook jobs`` prints tab-separated lines, as ``gh`` does (no header, no colour,
+times in ISO 8601), and ``jobs show`` draws its tables as wide as their values. ``--json``
+prints one JSON document, the admin API's answer for the same read, as ``gh --json`` and the
+``stripe`` CLI do: ``jq`` reads it whole, and a script reads the CLI and the API alike.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from rich.console import Group, RenderableType
+import orjson
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
 
+from receiver.cli.problems import Labels, error_cell, error_labels, errors_table, shorten
 from receiver.db.models import TaskStatus
 from receiver.intake.arrivals import DeliveryOutcome
 from receiver.intake.job_state import JobStatus
 
-__all__ = ["age", "capture", "jobs_table", "timeline"]
+__all__ = [
+    "age",
+    "capture",
+    "jobs_lines",
+    "jobs_table",
+    "print_json",
+    "stdout_console",
+    "timeline",
+]
+
+# Wide enough that no value is cut or folded: tables are only as wide as what they hold.
+_UNLIMITED = 1_000_000
 
 _STATUS: dict[str, str] = {
     JobStatus.COMPLETED: "green",
@@ -47,6 +69,22 @@ def age(moment: datetime | None, now: datetime) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def stdout_console() -> Console:
+    """Standard output: a terminal's width on a terminal; elsewhere (a pipe, a file) so wide
+    that no value is cut, ellipsised or folded, which ``grep`` and ``cut`` need whole."""
+    console = Console(highlight=False)
+    if console.is_terminal:
+        return console
+    return Console(highlight=False, width=_UNLIMITED)
+
+
+def print_json(document: Mapping[str, Any]) -> None:
+    """``document`` as one JSON document on standard output, as the admin API writes it
+    (orjson: RFC 3339 times); indented for a person at a terminal, compact otherwise."""
+    pretty = orjson.OPT_INDENT_2 if Console().is_terminal else 0
+    sys.stdout.write(orjson.dumps(document, option=pretty).decode() + "\n")
 
 
 def _when(moment: datetime | None) -> str:
@@ -86,7 +124,7 @@ def jobs_table(jobs: Sequence[Mapping[str, Any]], now: datetime) -> Table:
         table.add_row(
             job["id"],
             _text(job["model"]),
-            _styled(job["status"], _STATUS),
+            _status(job),
             f"{job['progress']}%",
             capture(job["files"]),
             age(job["createdAt"], now),
@@ -94,8 +132,42 @@ def jobs_table(jobs: Sequence[Mapping[str, Any]], now: datetime) -> Table:
     return table
 
 
-def _files(files: Mapping[str, Any]) -> Text:
+def _cell(value: Any) -> str:
+    # One value per field, one job per line, whatever a webhook put in it.
+    text = "" if value is None else str(value)
+    return " ".join(text.replace("\t", " ").splitlines())
+
+
+def jobs_lines(jobs: Sequence[Mapping[str, Any]]) -> str:
+    """``framehook jobs`` in a pipe: one tab-separated line per job, nothing cut or styled,
+    no header (as ``gh`` prints), for ``cut -f``: id, model (empty if unknown), status,
+    progress (a number), captured (``stored/expected``, ``-`` while nothing is expected) and
+    when it was created (ISO 8601)."""
+    lines = []
+    for job in jobs:
+        captured = capture(job["files"]).plain.replace("—", "-")
+        fields = (
+            job["id"],
+            job["model"],
+            job["status"],
+            job["progress"],
+            captured,
+            job["createdAt"].isoformat(),
+        )
+        lines.append("\t".join(_cell(f) for f in fields) + "\n")
+    return "".join(lines)
+
+
+def _status(job: Mapping[str, Any]) -> Text:
+    # A send-test job is marked wherever it is listed, so no one mistakes it for a real one.
+    status = _styled(job["status"], _STATUS)
+    return status.append(" test", style="bold magenta") if job.get("test") else status
+
+
+def _files(files: Mapping[str, Any], *, test: bool = False) -> Text:
     counted = capture(files)
+    if test and not files["stored"]:
+        return counted.append(" (test event: nothing to capture)", style="dim")
     if files["expected"] is None and not files["stored"]:
         return counted.append(" (the job has not ended)", style="dim")
     if files["expected"] == 0 and not files["stored"]:
@@ -103,20 +175,24 @@ def _files(files: Mapping[str, Any]) -> Text:
     return counted.append(" stored")
 
 
-def _state(job: Mapping[str, Any]) -> Table:
+def _state(job: Mapping[str, Any], full: bool) -> Table:
     grid = Table.grid(padding=(0, 2))
     rows: list[tuple[str, str | Text]] = [
-        ("status", _styled(job["status"], _STATUS)),
+        ("status", _status(job)),
         ("progress", f"{job['progress']}%"),
-        ("files", _files(job["files"])),
+        ("files", _files(job["files"], test=bool(job.get("test")))),
         ("model", _text(job["model"])),
         ("credit cost", _text(job["creditCost"])),
         ("created", _when(job["createdAt"])),
         ("updated", _when(job["updatedAt"])),
         ("completed", _when(job["completedAt"])),
     ]
+    if job.get("test"):
+        rows.append(
+            ("test", Text("yes: a framehook send-test event; no credits, nothing to capture"))
+        )
     if job["error"]:
-        rows.append(("error", Text(job["error"], style="red")))
+        rows.append(("error", Text(job["error"] if full else shorten(job["error"]), style="red")))
     for label, value in rows:
         grid.add_row(Text(label, style="bold"), value)
     return grid
@@ -136,8 +212,16 @@ def _deliveries(job: Mapping[str, Any]) -> Table:
     return table
 
 
-def _tasks(job: Mapping[str, Any]) -> Table:
-    table = Table("task", "handler", "event", "status", "attempt", "worker", "when", "error")
+def _attempt_time(started: datetime, finished: datetime, day: datetime) -> str:
+    took = (finished - started).total_seconds()
+    when = started.strftime("%H:%M:%S") if started.date() == day.date() else _when(started)
+    return f"{when} ({took:.1f} s)"
+
+
+def _tasks(job: Mapping[str, Any], labels: Labels, full: bool) -> Table:
+    # The worker that ran each attempt is for --full: without it the table fits 80 columns.
+    worker = ["worker"] if full else []
+    table = Table("task", "handler", "event", "status", "attempt", *worker, "when", "error")
     table.title = "tasks and attempts"
     for t in job["tasks"]:
         table.add_row(
@@ -146,23 +230,22 @@ def _tasks(job: Mapping[str, Any]) -> Table:
             t["event"],
             _styled(t["status"], _TASK),
             str(t["attempts"]),
-            "",
+            *([""] if full else []),
             f"next {_when(t['runAt'])}"
             if t["status"] == TaskStatus.QUEUED
             else _when(t["finishedAt"]),
-            _text(t["lastError"]),
+            error_cell(t["lastError"], t["id"], labels, full),
         )
         for a in t["history"]:
-            took = (a["finishedAt"] - a["startedAt"]).total_seconds()
             table.add_row(
                 "",
                 "",
                 "",
                 _styled(a["outcome"], _TASK),
                 f"#{a['attempt']}",
-                escape(a["worker"]),
-                f"{_when(a['startedAt'])} ({took:.1f} s)",
-                _text(a["error"]),
+                *([escape(a["worker"])] if full else []),
+                _attempt_time(a["startedAt"], a["finishedAt"], t["createdAt"]),
+                error_cell(a["error"], t["id"], labels, full),
             )
     return table
 
@@ -181,13 +264,22 @@ def _assets(job: Mapping[str, Any]) -> Table:
     return table
 
 
-def timeline(job: Mapping[str, Any]) -> RenderableType:
-    """``framehook jobs show ID``: the job's state, deliveries, tasks with attempts, files."""
-    parts: list[RenderableType] = [Text(f"job {job['id']}", style="bold"), _state(job)]
-    for section, draw, none in (
-        ("deliveries", _deliveries, "no deliveries"),
-        ("tasks", _tasks, "no handler tasks"),
-        ("assets", _assets, "no files captured"),
-    ):
-        parts.append(draw(job) if job[section] else Text(none, style="dim"))
+def timeline(job: Mapping[str, Any], full: bool = False) -> RenderableType:
+    """``framehook jobs show ID``: the job's state, deliveries, tasks with attempts, their
+    errors grouped (each once: ``E1``, with how many attempts and which files it hit), files.
+
+    Args:
+        job: the job's timeline (``receiver.admin.queries.job_timeline``).
+        full: print every error whole (each attempt's, as recorded), not cut to a line.
+    """
+    labels = error_labels(job)
+    parts: list[RenderableType] = [Text(f"job {job['id']}", style="bold"), _state(job, full)]
+    parts.append(_deliveries(job) if job["deliveries"] else Text("no deliveries", style="dim"))
+    if job["tasks"]:
+        parts.append(_tasks(job, labels, full))
+        if labels:
+            parts.append(errors_table(job, labels, full))
+    else:
+        parts.append(Text("no handler tasks", style="dim"))
+    parts.append(_assets(job) if job["assets"] else Text("no files captured", style="dim"))
     return Group(*parts)

@@ -121,3 +121,30 @@ def build_timeline(make_client: Callable[..., TestClient], **settings: Any) -> T
 def sha256(data: bytes) -> str:
     """The hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+UNRESOLVABLE = "cdn.framehook-test.invalid"
+"""A CDN host no resolver knows (RFC 6761 reserves ``.invalid``): every lookup fails."""
+
+
+def dead_download(
+    make_client: Callable[..., TestClient], job_id: str, files: int = 5, attempts: int = 6
+) -> TestClient:
+    """A completed job naming ``files`` images on an unresolvable CDN: its download task
+    fails every file on each of ``attempts`` attempts (a DNS error each time), then is
+    dead. Returns the running app once the task is dead."""
+    urls = [f"https://{UNRESOLVABLE}/{job_id}/{n}.png?signature=s{n}" for n in range(1, files + 1)]
+    client = make_client(
+        handlers=["download"],
+        admin_token=TOKEN,
+        asset_hosts=[UNRESOLVABLE],
+        **{**QUICK_WORKER, "retry_max_attempts": attempts},
+    )
+    post(client, completed(job_id, {"images": urls}))
+
+    def dead() -> bool:
+        found = client.get("/api/tasks", params={"jobId": job_id}, headers=AUTH).json()
+        return [t["status"] for t in found["items"]] == ["dead"]
+
+    wait_until(dead, timeout=60)
+    return client

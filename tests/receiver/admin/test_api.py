@@ -166,10 +166,12 @@ def test_jobs_are_listed_newest_first_and_filtered(api: TestClient) -> None:
         "result",
         "error",
         "creditCost",
+        "test",
         "createdAt",
         "completedAt",
         "updatedAt",
         "files",
+        "openTasks",
     }
     assert (b["status"], b["progress"], b["model"], b["creditCost"]) == (
         "COMPLETED",

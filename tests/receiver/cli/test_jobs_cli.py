@@ -14,8 +14,11 @@ from tests.receiver.admin.scenario import build_timeline, completed, post, progr
 
 
 def jobs(database_url: str, *args: str) -> Result:
-    """Run `framehook jobs ARGS --database-url URL` in-process, on a wide terminal."""
-    env = {"COLUMNS": "200", "FRAMEHOOK_DATABASE_URL": None}
+    """Run `framehook jobs ARGS --database-url URL` in-process, on a wide terminal (a dumb
+    one: no colour codes in what the test reads; Rich takes its size from COLUMNS and LINES
+    only when both are set)."""
+    terminal = {"TTY_COMPATIBLE": "1", "TERM": "dumb", "COLUMNS": "200", "LINES": "50"}
+    env = {**terminal, "FRAMEHOOK_DATABASE_URL": None}
     return CliRunner().invoke(app, ["jobs", *args, "--database-url", database_url], env=env)
 
 
