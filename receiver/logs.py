@@ -125,3 +125,17 @@ def configure_logging(fmt: Literal["console", "json"], level: str = "info") -> N
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     # Alembic announces each plugin it loads ("setup plugin ...") at info: noise at every start.
     logging.getLogger("alembic.runtime.plugins").setLevel(max(numeric, logging.WARNING))
+    # ... and its migration context at every start ("Context impl SQLiteImpl.", "Will assume
+    # non-transactional DDL."); "Running upgrade 0008 -> 0009" stays: a schema change is news.
+    migration = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(f, _MigrationNoise) for f in migration.filters):
+        migration.addFilter(_MigrationNoise())
+
+
+class _MigrationNoise(logging.Filter):
+    """Drops Alembic's per-start context lines, keeps the ones that say a migration ran."""
+
+    _NOISE = ("Context impl ", "Will assume ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self._NOISE)
