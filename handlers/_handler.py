@@ -27,6 +27,16 @@ class Handler(Protocol):
         events: the event names it wants (``progress``, ``completed``, ``failed``, and the
             LoRA training events ``lora.ready``, ``lora.failed``, ``lora.archived``, ...,
             which come as a ``LoraEvent``). A ``models`` filter applies to job events only.
+
+    Optional attributes, read when present:
+        models: a set of model names: only those models' jobs (job events only).
+        timeout: seconds one run may take (default: the worker's, 300).
+        after: a set of handler names it runs after, for the same delivery: its task waits
+            (status ``waiting``) until their tasks for that delivery have finished,
+            succeeded or dead, then runs whatever their outcome. A name that is not loaded
+            is ignored (with a warning at start), as is one that got no task for the
+            delivery; handlers that run after each other in a cycle are refused at start.
+            The built-in ``forward`` runs ``after = frozenset({"download"})``.
     """
 
     name: str

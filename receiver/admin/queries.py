@@ -81,14 +81,17 @@ _FILES_STORED = (
     .scalar_subquery()
     .label("files_stored")
 )
-# The job's tasks still queued or running, counted the same way (the tasks' (job_id, handler)
-# index): while there are any, a shortfall of files is a capture in progress, not a failure.
+# The job's tasks still waiting, queued or running, counted the same way (the tasks' (job_id,
+# handler) index): while there are any, a shortfall of files is a capture in progress, not a
+# failure.
 _OPEN_TASKS = (
     select(func.count())
     .select_from(_tasks)
     .where(
         _tasks.c.job_id == _jobs.c.id,
-        _tasks.c.status.in_((TaskStatus.QUEUED.value, TaskStatus.RUNNING.value)),
+        _tasks.c.status.in_(
+            (TaskStatus.WAITING.value, TaskStatus.QUEUED.value, TaskStatus.RUNNING.value)
+        ),
     )
     .correlate(_jobs)
     .scalar_subquery()

@@ -208,6 +208,12 @@ async def retry(request: Request) -> RetriedView:
     if task is None:
         raise NotFound("not_found", f"no task {task_id}")
     if not requeued:
+        if task["status"] == TaskStatus.WAITING:
+            raise Conflict(
+                "task_waiting",
+                f"task {task_id} is waiting for {', '.join(task['waitsFor'])}; "
+                "it runs once they have ended",
+            )
         raise Conflict("task_running", f"task {task_id} is running; retry it once it has ended")
     _wake_worker(request)
     return {"ok": True, "requeued": 1, "task": task}

@@ -160,6 +160,15 @@ class TaskView(TypedDict):
     finishedAt: datetime | None
     createdAt: datetime
     updatedAt: datetime
+    waitsFor: Annotated[
+        list[str],
+        Field(
+            description=(
+                "The handlers whose tasks for the same delivery this one runs after (its "
+                "handler's `after`); while one of them is unfinished it is `waiting`."
+            )
+        ),
+    ]
 
 
 class AttemptView(TypedDict):
@@ -392,6 +401,7 @@ def task_view(row: Row[Any]) -> TaskView:
         "finishedAt": row.finished_at,
         "createdAt": row.created_at,
         "updatedAt": row.updated_at,
+        "waitsFor": row.waits_for.split(",") if row.waits_for else [],
     }
 
 

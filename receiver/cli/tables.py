@@ -57,6 +57,7 @@ _TASK: dict[str, str] = {
     TaskStatus.DEAD: "bold red",
     TaskStatus.RUNNING: "yellow",
     TaskStatus.SUPERSEDED: "dim",
+    TaskStatus.WAITING: "cyan",
 }
 
 
@@ -233,6 +234,8 @@ def _tasks(job: Mapping[str, Any], labels: Labels, full: bool) -> Table:
             *([""] if full else []),
             f"next {_when(t['runAt'])}"
             if t["status"] == TaskStatus.QUEUED
+            else f"after {', '.join(t.get('waitsFor') or ())}"
+            if t["status"] == TaskStatus.WAITING
             else _when(t["finishedAt"]),
             error_cell(t["lastError"], t["id"], labels, full),
         )

@@ -182,8 +182,10 @@ class LedgerEntry(SQLModel, table=True):
 
 
 class TaskStatus(StrEnum):
-    """Where a task is in its life (``tasks.status``); only ``queued`` and ``running`` change."""
+    """Where a task is in its life (``tasks.status``); only ``waiting``, ``queued`` and
+    ``running`` change (``receiver.queue.order`` says when a task waits)."""
 
+    WAITING = "waiting"  #: for the tasks of its delivery that it runs after (``waits_for``)
     QUEUED = "queued"  #: waiting for its ``run_at``, then for a worker to claim it
     RUNNING = "running"  #: claimed: a worker holds its lease and runs the handler
     SUCCEEDED = "succeeded"  #: the handler returned
@@ -220,6 +222,13 @@ class Task(SQLModel, table=True):
             **_only(TaskStatus.RUNNING),
         ),
         Index("ix_tasks_job_handler", "job_id", "handler"),
+        # Waiting tasks by delivery: a task that ends releases its delivery's waiting tasks
+        # (``receiver.db.sql.waiting``). Partial: it holds only the tasks waiting now.
+        Index(
+            "ix_tasks_waiting",
+            "delivery_id",
+            **_only(TaskStatus.WAITING),
+        ),
         # Dead tasks, for the dashboard and ``/api/tasks``: a partial index stays as small as
         # the dead list, and a task's other transitions never touch it.
         Index(
@@ -247,6 +256,9 @@ class Task(SQLModel, table=True):
     finished_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+    # The handlers whose tasks for the same delivery this one runs after, comma-separated
+    # (a handler's ``after``, as far as they had a task for it); NULL when none had.
+    waits_for: str | None = Field(default=None, max_length=1000)
 
 
 class AttemptOutcome(StrEnum):

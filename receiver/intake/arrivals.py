@@ -35,11 +35,16 @@ class DeliveryOutcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """A handler's interest: the events it wants and, optionally, only some models."""
+    """A handler's interest: the events it wants and, optionally, only some models.
+
+    ``after``: the loaded handlers whose tasks for the same delivery it runs after (its
+    handler's ``after``; ``receiver.queue.order``).
+    """
 
     name: str
     events: frozenset[str]
     models: frozenset[str] | None = None
+    after: frozenset[str] = frozenset()
 
     def wants(self, event: str, model: str | None) -> bool:
         """Whether a task for this handler is created for ``event`` on a job of ``model``, by

@@ -23,6 +23,7 @@ from receiver.apiframe.loras import LoraNotice, lora_event_name
 from receiver.db.models import TaskStatus
 from receiver.db.sql.intake import IntakeSql, JobRow
 from receiver.db.sql.loras import LoraSql
+from receiver.db.sql.waiting import WaitingSql, waits_for
 from receiver.intake.arrivals import Arrival, DeliveryOutcome, Receipt, Subscription
 from receiver.intake.files import files_expected
 from receiver.intake.job_state import JobState, JobStatus, Verdict, apply
@@ -56,6 +57,10 @@ class Recorder:
         self.subscriptions = tuple(subscriptions)
         self._sql = IntakeSql(dialect)
         self._loras = LoraSql(dialect)
+        self._waiting = WaitingSql(dialect)
+        # Known at start: with no handler ordered after another, no task is ever created
+        # waiting, and the fan-out does none of that work.
+        self._ordered = any(sub.after for sub in self.subscriptions)
 
     def record(self, connection: Connection, arrival: Arrival) -> Receipt:
         """Record one arrival (a batch of one)."""
@@ -258,6 +263,9 @@ class Recorder:
 
         A queued progress task is superseded by any newer task for its job and handler: older
         ones in the table, and earlier ones in this batch, are stored as ``superseded``.
+
+        A handler's task is created ``waiting`` when a handler it runs ``after`` also gets a
+        task for the delivery; ``waits_for`` names those (``receiver.queue.order``).
         """
         rows: list[list[Any]] = []
         latest: dict[tuple[str, str], int] = {}
@@ -272,9 +280,9 @@ class Recorder:
             if name is None:
                 continue  # a LoRA notice of unknown status: the lookup will say what happened
             now = stamps[i]
-            for sub in self.subscriptions:
-                if not sub.wants(name, model):
-                    continue
+            subscribed = [sub for sub in self.subscriptions if sub.wants(name, model)]
+            names = frozenset(sub.name for sub in subscribed) if self._ordered else frozenset()
+            for sub in subscribed:
                 counts[i] += 1
                 if job_id is not None:
                     pair = (job_id, sub.name)
@@ -283,14 +291,33 @@ class Recorder:
                     latest[pair] = len(rows)
                     if "progress" in sub.events:
                         supersedable.add(pair)
-                rows.append(
-                    [delivery_ids[i], job_id, sub.name, name, queued, priority, 0, now, now, now]
-                )
+                waits = (",".join(sorted(sub.after & names)) or None) if sub.after else None
+                status = TaskStatus.WAITING.value if waits else queued
+                row = [delivery_ids[i], job_id, sub.name, name, status, priority, 0, now, now, now]
+                rows.append([*row, waits])
         if rows:
+            if self._ordered and supersedable:
+                _ready_after_supersede(rows)
             if supersedable:
-                self._sql.supersede_progress(cursor, sorted(supersedable), stamps[0])
+                superseded = self._sql.supersede_progress(cursor, sorted(supersedable), stamps[0])
+                if self._ordered and superseded:
+                    self._waiting.release(cursor, superseded, arrivals[0].received_at)
             self._sql.add_tasks(cursor, rows)
         return counts
+
+
+def _ready_after_supersede(rows: Sequence[list[Any]]) -> None:
+    """Queue the batch's waiting tasks whose named tasks (all in this batch: a delivery's tasks
+    are created with it) were all superseded within it. One pass is enough: a task turned
+    ``queued`` here is still unfinished, so it makes no other task ready."""
+    unfinished = (TaskStatus.QUEUED.value, TaskStatus.WAITING.value)
+    busy: dict[int, set[str]] = {}
+    for row in rows:
+        if row[4] in unfinished:
+            busy.setdefault(row[0], set()).add(row[2])
+    for row in rows:
+        if row[4] == TaskStatus.WAITING.value and not waits_for(row[10]) & busy[row[0]]:
+            row[4] = TaskStatus.QUEUED.value
 
 
 def move_loras(

@@ -98,7 +98,10 @@ def _captures(connection: Connection) -> dict[str, int]:
     stored = select(func.count()).where(a.c.job_id == j.c.id).correlate(j).scalar_subquery()
     pending = (
         exists()
-        .where(t.c.job_id == j.c.id, t.c.status.in_((TaskStatus.QUEUED, TaskStatus.RUNNING)))
+        .where(
+            t.c.job_id == j.c.id,
+            t.c.status.in_((TaskStatus.WAITING, TaskStatus.QUEUED, TaskStatus.RUNNING)),
+        )
         .correlate(j)
     )
     state = case(

@@ -14,6 +14,7 @@ from typing import Any
 from handlers import Handler
 from receiver.errors import RegistryError
 from receiver.intake.recorder import Subscription
+from receiver.queue.order import check_order, read_after
 
 __all__ = ["ENTRY_POINT_GROUP", "import_from_string", "load_handlers", "subscriptions_for"]
 
@@ -71,7 +72,7 @@ def _instantiate(obj: Any, origin: str) -> Handler:
             obj = obj()
         except Exception as exc:
             raise RegistryError(
-                f'handler "{origin}": creating {obj.__name__}() failed: {exc!r}'
+                f'handler "{origin}": creating {obj.__name__}() failed: {_reason(exc)}'
             ) from exc
     name = getattr(obj, "name", None)
     if not isinstance(name, str) or not name:
@@ -81,6 +82,7 @@ def _instantiate(obj: Any, origin: str) -> Handler:
         raise RegistryError(f'handler "{origin}": "events" must be a set of event names')
     if not callable(obj):
         raise RegistryError(f'handler "{origin}": is not callable (define async __call__)')
+    read_after(obj, origin)
     return obj  # type: ignore[no-any-return]
 
 
@@ -92,7 +94,8 @@ def load_handlers(names: Sequence[str], registered: Sequence[Any] = ()) -> tuple
         registered: handler objects (or classes) passed to ``create_app`` directly.
 
     Raises:
-        RegistryError: a name cannot be loaded, is not a handler, or two handlers share a name.
+        RegistryError: a name cannot be loaded, is not a handler, two handlers share a name,
+            or handlers run ``after`` each other in a cycle (``receiver.queue.order``).
     """
     loaded: dict[str, tuple[Handler, str]] = {}
     sources = [(n, import_from_string(n) if ":" in n else _from_entry_point(n)) for n in names]
@@ -106,19 +109,32 @@ def load_handlers(names: Sequence[str], registered: Sequence[Any] = ()) -> tuple
                 "each handler needs a unique name"
             )
         loaded[handler.name] = (handler, origin)
-    return tuple(h for h, _ in loaded.values())
+    handlers = tuple(h for h, _ in loaded.values())
+    check_order(handlers)
+    return handlers
 
 
 def subscriptions_for(handlers: Iterable[Handler]) -> list[Subscription]:
-    """What each handler wants, as the intake needs it to create tasks."""
+    """What each handler wants, as the intake needs it to create tasks (``after`` keeps
+    only the handlers among ``handlers``)."""
+    handlers = list(handlers)
+    loaded = {h.name for h in handlers}
     subs = []
     for handler in handlers:
         models = getattr(handler, "models", None)
+        after = frozenset(getattr(handler, "after", None) or ())
         subs.append(
             Subscription(
                 name=handler.name,
                 events=frozenset(handler.events),
                 models=None if models is None else frozenset(models),
+                after=after & loaded,
             )
         )
     return subs
+
+
+def _reason(exc: Exception) -> str:
+    # A handler's own configuration error already says what to change: its message alone;
+    # anything else keeps its type, which is the clue.
+    return str(exc) if isinstance(exc, ValueError) and str(exc) else repr(exc)

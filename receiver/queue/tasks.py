@@ -275,7 +275,8 @@ class TaskQueue:
             return connection.execute(statement).rowcount == 1
 
     def bury_exhausted(self, now: datetime) -> int:
-        """Park tasks whose lease expired on their last allowed attempt as dead."""
+        """Park tasks whose lease expired on their last allowed attempt as dead, releasing
+        the tasks of their deliveries that waited for them, in the same transaction."""
         t = _tasks
         statement = (
             update(t)
@@ -291,9 +292,17 @@ class TaskQueue:
                 lease_expires_at=None,
                 last_error=LEASE_EXPIRED,
             )
+            .returning(t.c.delivery_id)
         )
         with writing(self.engine) as connection:
-            return connection.execute(statement).rowcount
+            buried = connection.execute(statement).scalars().all()
+            if buried:
+                cursor = connection.connection.cursor()
+                try:
+                    self._sql.waiting.release(cursor, buried, now)
+                finally:
+                    cursor.close()
+            return len(buried)
 
     def next_due(self, handlers: Collection[str]) -> datetime | None:
         """When the earliest queued task for ``handlers`` becomes due (to sleep until then)."""

@@ -49,3 +49,15 @@ def scratch_postgres(server_url: str, prefix: str) -> Iterator[tuple[str, str]]:
             connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def scratch_postgres_engine(server_url: str, prefix: str) -> Iterator[tuple[str, Engine]]:
+    """:func:`scratch_postgres`, with an engine on it (for tests that start worker processes
+    on the URL and read the outcome through the engine)."""
+    with scratch_postgres(server_url, prefix) as (url, _):
+        engine = create_db_engine(url)
+        try:
+            yield url, engine
+        finally:
+            engine.dispose()

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from receiver.apiframe.events import parse_body
-from receiver.db.engine import create_db_engine, writing
+from receiver.db.engine import writing
 from receiver.intake.recorder import Arrival, Recorder, Subscription
-from tests.support.database import scratch_postgres
+from tests.support.database import scratch_postgres_engine
 from tests.support.processes import framehook_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +29,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 @pytest.fixture
 def queue_db(postgres_server_url: str) -> Iterator[tuple[str, Engine]]:
     """A scratch PostgreSQL database for worker processes, and an engine on it."""
-    with scratch_postgres(postgres_server_url, "framehook_workers") as (url, _):
-        engine = create_db_engine(url)
-        yield url, engine
-        engine.dispose()
+    with scratch_postgres_engine(postgres_server_url, "framehook_workers") as found:
+        yield found
 
 
 def enqueue(engine: Engine, count: int) -> None:

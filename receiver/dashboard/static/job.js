@@ -91,7 +91,7 @@ function taskRow(task) {
     "tr",
     { dataset: { taskId: task.id } },
     el("td", { text: task.handler }),
-    el("td", {}, badge(task.status)),
+    el("td", {}, badge(task.status, task.status === "waiting" ? `runs after ${(task.waitsFor || []).join(", ")} for this event` : undefined)),
     el("td", { class: "num attempts", text: String(task.attempts) }),
     el("td", { class: "errors" }, errorList(task)),
     el("td", {}, retry),

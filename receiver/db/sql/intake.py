@@ -57,6 +57,7 @@ TASK_COLUMNS = (
     "run_at",
     "created_at",
     "updated_at",
+    "waits_for",
 )
 
 
@@ -178,9 +179,12 @@ class IntakeSql(DialectSql):
             # Delivered at commit, when the tasks become visible (receiver.queue.notify).
             cursor.execute("NOTIFY framehook_tasks")
 
-    def supersede_progress(self, cursor: Any, pairs: Sequence[tuple[str, str]], now: Any) -> None:
-        """Mark queued progress tasks of these ``(job id, handler)`` pairs ``superseded``:
-        a newer event for the same job and handler is being queued."""
+    def supersede_progress(
+        self, cursor: Any, pairs: Sequence[tuple[str, str]], now: Any
+    ) -> list[int]:
+        """Mark queued (or waiting) progress tasks of these ``(job id, handler)`` pairs
+        ``superseded``: a newer event for the same job and handler is being queued. Returns
+        the deliveries of the tasks superseded (tasks that waited for them may run now)."""
         unique = sorted(set(pairs))
         rows = ", ".join(
             f"({self._param(f'j_{n}')}, {self._param(f'h_{n}')})" for n in range(len(unique))
@@ -191,8 +195,10 @@ class IntakeSql(DialectSql):
         sql = (
             f"UPDATE tasks SET status = '{TaskStatus.SUPERSEDED.value}', "
             f"updated_at = {self._param('now')}, finished_at = {self._param('now')} "
-            f"WHERE status = '{TaskStatus.QUEUED.value}' AND event = 'progress' "
-            f"AND job_id IN ({self._in('k', len(jobs))}) AND (job_id, handler) IN ({rows})"
+            f"WHERE status IN ('{TaskStatus.QUEUED.value}', '{TaskStatus.WAITING.value}') "
+            f"AND event = 'progress' "
+            f"AND job_id IN ({self._in('k', len(jobs))}) AND (job_id, handler) IN ({rows}) "
+            "RETURNING delivery_id"
         )
         params: dict[str, Any] = {"now": now}
         params.update({f"k_{n}": job for n, job in enumerate(jobs)})
@@ -200,3 +206,4 @@ class IntakeSql(DialectSql):
             params[f"j_{n}"] = job
             params[f"h_{n}"] = handler
         cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]

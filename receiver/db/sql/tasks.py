@@ -17,6 +17,7 @@ import orjson
 from receiver.db.models import AttemptOutcome, TaskStatus
 from receiver.db.sql.dialect import DialectSql
 from receiver.db.sql.intake import JOB_STATE_COLUMNS, JobRow
+from receiver.db.sql.waiting import WaitingSql
 
 __all__ = ["AttemptResult", "ClaimRow", "EventRow", "LoraEventRow", "TaskSql"]
 
@@ -90,6 +91,10 @@ class AttemptResult:
 
 class TaskSql(DialectSql):
     """The queue's statements for one dialect (``sqlite`` or ``postgresql``)."""
+
+    def __init__(self, dialect: str) -> None:
+        super().__init__(dialect)
+        self.waiting = WaitingSql(dialect)
 
     def claim(
         self,
@@ -199,7 +204,9 @@ class TaskSql(DialectSql):
 
         Fenced: an outcome is kept only while its task is still running the same attempt. A
         worker frozen past its lease, whose task was claimed again, writes nothing, and no
-        attempt row either.
+        attempt row either. A task that ended releases its delivery's waiting tasks in the
+        same transaction (``receiver.db.sql.waiting``); whether its delivery has any comes
+        back with the update itself, so the usual outcome costs no extra statement.
         """
         if not outcomes:
             return set()
@@ -224,7 +231,10 @@ class TaskSql(DialectSql):
             f"finished_at = v.finished_at, last_error = v.error, lease_expires_at = NULL, "
             f"updated_at = {self._param('now')} "
             f"FROM v WHERE tasks.id = v.id AND tasks.attempts = v.attempt "
-            f"AND tasks.status = '{TaskStatus.RUNNING.value}' RETURNING tasks.id"
+            f"AND tasks.status = '{TaskStatus.RUNNING.value}' "
+            f"RETURNING tasks.id, tasks.delivery_id, EXISTS (SELECT 1 FROM tasks w "
+            f"WHERE w.delivery_id = tasks.delivery_id "
+            f"AND w.status = '{TaskStatus.WAITING.value}')"
         )
         params: dict[str, Any] = {"now": stamp}
         for n, o in enumerate(outcomes):
@@ -236,7 +246,12 @@ class TaskSql(DialectSql):
             params[f"finished_at_{n}"] = None if retry else stamp
             params[f"error_{n}"] = o.error
         cursor.execute(sql, params)
-        kept = {row[0] for row in cursor.fetchall()}
+        returned = cursor.fetchall()
+        kept = {row[0] for row in returned}
+        ended = {o.task_id for o in outcomes if o.status != TaskStatus.QUEUED}
+        release = {delivery for task, delivery, waits in returned if waits and task in ended}
+        if release:
+            self.waiting.release(cursor, release, now)
         attempts = [
             (o.task_id, o.attempt, worker, self.ts(o.started_at), stamp, o.outcome, o.error)
             for o in outcomes
