@@ -11,6 +11,7 @@ from handlers._event import (
     is_test_body,
 )
 from handlers._handler import Handler, wants
+from handlers._links import AssetLink, AssetLinker, NoLinks
 from handlers._safety import FetchPolicy, UnsafeURL
 from handlers._signals import HandlerSignal, PermanentFailure, RetryLater, retry_after
 from handlers._transport import safe_client
@@ -18,6 +19,8 @@ from handlers._transport import safe_client
 __all__ = [
     "TEST_MARKER",
     "Asset",
+    "AssetLink",
+    "AssetLinker",
     "AssetLog",
     "AssetRepair",
     "FetchPolicy",
@@ -28,6 +31,7 @@ __all__ = [
     "JobSnapshot",
     "LoraEvent",
     "LoraSnapshot",
+    "NoLinks",
     "PermanentFailure",
     "RetryLater",
     "UnsafeURL",

@@ -54,7 +54,8 @@ class AssetLog(Protocol):
     """
 
     async def assets(self, job_id: str) -> list[Asset]:
-        """The assets recorded for ``job_id``, by position."""
+        """The assets recorded for ``job_id``, by position: by this handler, and by the
+        handlers it runs ``after``."""
         ...
 
     async def record(self, asset: Asset) -> Asset:

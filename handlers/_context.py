@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from structlog.typing import FilteringBoundLogger
 
 from handlers._assets import AssetLog
+from handlers._links import AssetLinker, NoLinks
 from storage import Storage
 
 __all__ = ["HandlerContext"]
@@ -26,7 +27,11 @@ class HandlerContext:
             the download safety rules on every request and redirect hop (https only unless
             allowed, ``FRAMEHOOK_ASSET_HOSTS``, no private or loopback addresses unless
             ``FRAMEHOOK_ASSET_ALLOW_NETWORKS`` names them); a refused URL raises ``UnsafeURL``.
-        assets: where stored files are recorded (read it first: skip what is stored).
+        assets: where stored files are recorded (read it first: skip what is stored); it also
+            lists what the handlers this one runs ``after`` recorded.
+        links: makes download links for stored assets, for another app to fetch them
+            (presigned by the storage, or framehook's signed content links); a context
+            built without one has ``NoLinks``.
     """
 
     task_id: int
@@ -35,3 +40,4 @@ class HandlerContext:
     storage: Storage
     http: httpx.AsyncClient
     assets: AssetLog
+    links: AssetLinker = field(default_factory=NoLinks)

@@ -12,6 +12,10 @@ what it stored::
         run(ManifestHandler(), sample_event("completed-midjourney"), storage=storage)
         assert "6f1c2a9e-3b7d-4e21-9a55-0c8d2f4b7a10/manifest.json" in storage.objects
 
+Handlers that hand out links to stored files (``context.links``) get ``FakeLinks``: every asset
+has a link under ``https://assets.framehook.invalid/`` (a name that never resolves); pass
+``links=NoLinks()`` to see what the handler does when framehook cannot make links.
+
 ``lora_event()`` builds a LoRA training event (``lora.ready``, ``lora.failed``, ...) the same
 way, and ``sample_event(name, test=True)`` a test event, as ``framehook send-test`` sends
 (``event.test`` is true). Control signals (``RetryLater``, ``PermanentFailure``) and errors
@@ -22,9 +26,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -41,9 +46,11 @@ from handlers._event import (
     LoraSnapshot,
 )
 from handlers._handler import Handler, wants
+from handlers._links import AssetLink, AssetLinker
 from storage import MemoryStorage, Storage
 
 __all__ = [
+    "FakeLinks",
     "MemoryAssets",
     "event_from_payload",
     "lora_event",
@@ -235,6 +242,24 @@ class MemoryAssets:
         return fresh
 
 
+class FakeLinks:
+    """An ``AssetLinker`` with a link for every asset: ``{base}/{key}``, valid for
+    ``valid_for`` from when it is made (a worker's are presigned or framehook's own)."""
+
+    def __init__(
+        self,
+        base: str = "https://assets.framehook.invalid",
+        valid_for: timedelta = timedelta(days=7),
+    ) -> None:
+        self.base = base.rstrip("/")
+        self.valid_for = valid_for
+
+    async def link(self, asset: Asset) -> AssetLink | None:
+        """The asset's link under ``base``."""
+        expires_at = datetime.now(UTC).replace(microsecond=0) + self.valid_for
+        return AssetLink(url=f"{self.base}/{quote(asset.key)}", expires_at=expires_at)
+
+
 def _refuse_network(request: httpx.Request) -> httpx.Response:
     raise httpx.ConnectError(
         f"no network in handlers.testing (tried {request.url})", request=request
@@ -248,10 +273,12 @@ def make_context(
     assets: AssetLog | None = None,
     attempt: int = 1,
     task_id: int = 1,
+    links: AssetLinker | None = None,
 ) -> HandlerContext:
-    """A context like the worker's: in-memory storage and asset log, and an HTTP client that
-    only talks to ``transport`` (by default, any request fails as a connection error). Close
-    ``context.http`` when done, or use ``run``/``run_async`` which do."""
+    """A context like the worker's: in-memory storage and asset log, ``FakeLinks`` (unless
+    ``links`` is given), and an HTTP client that only talks to ``transport`` (by default, any
+    request fails as a connection error). Close ``context.http`` when done, or use
+    ``run``/``run_async`` which do."""
     client = httpx.AsyncClient(transport=transport or httpx.MockTransport(_refuse_network))
     log = structlog.get_logger("framehook.testing").bind(task_id=task_id, attempt=attempt)
     return HandlerContext(
@@ -261,6 +288,7 @@ def make_context(
         storage=storage if storage is not None else MemoryStorage("testing"),
         http=client,
         assets=assets if assets is not None else MemoryAssets(),
+        links=links if links is not None else FakeLinks(),
     )
 
 
@@ -279,6 +307,7 @@ async def run_async(
     transport: httpx.AsyncBaseTransport | None = None,
     assets: AssetLog | None = None,
     attempt: int = 1,
+    links: AssetLinker | None = None,
 ) -> HandlerContext:
     """Run ``handler`` once on ``event`` as a worker would; return the context it used.
 
@@ -290,7 +319,9 @@ async def run_async(
         raise ValueError(
             f"framehook would not run handler {handler.name!r} for a {event.event!r} event"
         )
-    context = make_context(storage=storage, transport=transport, assets=assets, attempt=attempt)
+    context = make_context(
+        storage=storage, transport=transport, assets=assets, attempt=attempt, links=links
+    )
     try:
         await handler(event, context)
     finally:
@@ -306,10 +337,17 @@ def run(
     transport: httpx.AsyncBaseTransport | None = None,
     assets: AssetLog | None = None,
     attempt: int = 1,
+    links: AssetLinker | None = None,
 ) -> HandlerContext:
     """``run_async`` for synchronous tests."""
     return asyncio.run(
         run_async(
-            handler, event, storage=storage, transport=transport, assets=assets, attempt=attempt
+            handler,
+            event,
+            storage=storage,
+            transport=transport,
+            assets=assets,
+            attempt=attempt,
+            links=links,
         )
     )

@@ -117,7 +117,12 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             async with contextlib.AsyncExitStack() as stack:
                 if settings.run_worker:
                     worker = build_worker(
-                        engine, loaded, settings, http_client(settings), metrics=metrics
+                        engine,
+                        loaded,
+                        settings,
+                        http_client(settings),
+                        metrics=metrics,
+                        link_token=admin.token.value,
                     )
                     woken.append(worker.wake)
                     await stack.enter_async_context(running_worker(worker, settings))

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     asset_hosts: CommaList = Field(default_factory=lambda: ["*.apiframe.ai"])
     asset_allow_networks: CommaList = Field(default_factory=list)
     asset_allow_http: bool = False
+    # How long the links handlers hand out to stored files (``context.links``: presigned URLs,
+    # or signed content links) stay valid: at most 7 days, S3's limit for a presigned URL.
+    asset_link_seconds: int = Field(default=604_800, ge=60, le=604_800)
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=600.0, gt=0)
     retry_max_attempts: int = Field(default=8, ge=1)

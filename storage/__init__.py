@@ -8,6 +8,7 @@ from storage._errors import (
     StorageRefused,
     UnknownScheme,
 )
+from storage._presign import Presigning, presigned_url
 from storage._probe import PROBE_PREFIX, probe
 from storage._protocol import Storage, StoredObject
 from storage._registry import from_url, register_scheme
@@ -20,6 +21,7 @@ __all__ = [
     "LocalStorage",
     "MemoryStorage",
     "ObjectNotFound",
+    "Presigning",
     "Storage",
     "StorageError",
     "StorageFull",
@@ -27,6 +29,7 @@ __all__ = [
     "StoredObject",
     "UnknownScheme",
     "from_url",
+    "presigned_url",
     "probe",
     "register_scheme",
 ]

@@ -2,9 +2,10 @@
 
 A browser's ``<img>``, ``<video>`` and ``<audio>`` cannot send a bearer token, so besides the
 token the route accepts a link signed with it (``?expires=…&signature=…``, like an S3
-presigned URL): the job timeline hands one out with each asset, valid for an hour, and it
-opens that one file only. The key is derived from the admin token, so changing the token
-revokes every link.
+presigned URL; ``receiver.links`` signs them): the job timeline hands one out with each asset,
+valid for an hour, and handlers hand them to other apps (``context.links``, valid
+``FRAMEHOOK_ASSET_LINK_SECONDS``). A link opens that one file only. The key is derived from the
+admin token, so changing the token revokes every link.
 
 The files came from the network: they are served with their recorded content type, never
 sniffed, and in a CSP sandbox, so an HTML or SVG "image" cannot run script on this origin.
@@ -12,14 +13,12 @@ sniffed, and in a CSP sandbox, so an HTML or SVG "image" cannot run script on th
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import anyio
@@ -31,6 +30,7 @@ from receiver.admin.auth import AdminToken, refused
 from receiver.admin.paging import parse_id
 from receiver.db.models import AssetRecord, metadata
 from receiver.errors import BadQuery, Forbidden, NotFound, Unavailable
+from receiver.links import ContentSigner
 from storage import LocalStorage, Storage, StorageError, from_url
 
 __all__ = ["LINK_SECONDS", "MAX_EXPIRES_DIGITS", "AssetLinks", "ContentEndpoint", "parse_expires"]
@@ -48,15 +48,15 @@ class AssetLinks:
 
     token: AdminToken = field(repr=False)
 
-    def _signature(self, asset_id: int, expires: int) -> str:
-        key = hashlib.sha256(b"framehook asset link\0" + self.token.value.encode()).digest()
-        return hmac.new(key, f"{asset_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+    @property
+    def signer(self) -> ContentSigner:
+        """The token's link key (``receiver.links``, which a worker signs with too)."""
+        return ContentSigner(self.token.value)
 
-    def link(self, asset_id: int, now: float | None = None) -> str:
-        """The path (with its query) that opens asset ``asset_id`` for :data:`LINK_SECONDS`."""
-        expires = int((time.time() if now is None else now) + LINK_SECONDS)
-        query = urlencode({"expires": expires, "signature": self._signature(asset_id, expires)})
-        return f"/api/assets/{asset_id}/content?{query}"
+    def link(self, asset_id: int, now: float | None = None, seconds: int = LINK_SECONDS) -> str:
+        """The path (with its query) that opens asset ``asset_id`` for ``seconds``."""
+        expires = int((time.time() if now is None else now) + seconds)
+        return self.signer.path(asset_id, expires)
 
     def admits(self, request: Request, asset_id: int) -> bool:
         """Whether the request carries the token or a valid link to this asset.
@@ -71,10 +71,10 @@ class AssetLinks:
         if expires is None or signature is None:
             return False
         when = parse_expires(expires)
-        if not hmac.compare_digest(signature.encode(), self._signature(asset_id, when).encode()):
+        if not self.signer.signed(asset_id, when, signature):
             raise Forbidden("bad_signature", "this link was not signed by this server")
         if when < time.time():
-            raise Forbidden("link_expired", "this link has expired; reload the job page")
+            raise Forbidden("link_expired", "this link has expired; ask for a new one")
         return True
 
 

@@ -44,12 +44,22 @@ class DatabaseAssets:
         engine: the database.
         handler: whose records these are (positions are unique per job and handler).
         metrics: counts the bytes of each new record (a record kept already counts nothing).
+        reads: the handlers whose records it reads besides its own: those ``handler`` runs
+            ``after`` (``forward`` lists what ``download`` stored). It writes only its own.
     """
 
-    def __init__(self, engine: Engine, handler: str, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        handler: str,
+        metrics: Metrics | None = None,
+        *,
+        reads: frozenset[str] = frozenset(),
+    ) -> None:
         self.engine = engine
         self.handler = handler
         self.metrics = metrics
+        self.reads = reads
 
     async def assets(self, job_id: str) -> list[Asset]:
         """The assets recorded for ``job_id``, by position."""
@@ -79,8 +89,13 @@ class DatabaseAssets:
         )
 
     def _read(self, job_id: str) -> list[Asset]:
+        a = _assets
+        owners = {self.handler, *self.reads}
+        query = (
+            select(a).where(a.c.job_id == job_id, a.c.handler.in_(owners)).order_by(a.c.position)
+        )
         with self.engine.connect() as connection:
-            return [_asset(row) for row in connection.execute(self._query(job_id))]
+            return [_asset(row) for row in connection.execute(query)]
 
     def _write(self, asset: Asset) -> Asset:
         values = {name: getattr(asset, name) for name in _FIELDS}

@@ -24,12 +24,13 @@ from typing import Any
 import anyio
 import httpx
 
-from handlers import Handler, HandlerContext, PermanentFailure, RetryLater
+from handlers import AssetLinker, Handler, HandlerContext, NoLinks, PermanentFailure, RetryLater
 from receiver.db.models import AttemptOutcome
 from receiver.logs import get_logger
 from receiver.metrics import HandlerMeter, Metrics
 from receiver.queue.assets import DatabaseAssets
 from receiver.queue.attempts import AttemptWriter
+from receiver.queue.order import after_of
 from receiver.queue.tasks import ClaimedTask, TaskQueue, attempt_result
 from receiver.retry import RetryPolicy
 from storage import Storage, StorageRefused
@@ -68,6 +69,8 @@ class Worker:
         timeout_seconds: default per-run timeout (a handler's ``timeout`` attribute wins).
         grace_seconds: how long running handlers may finish after a stop.
         metrics: counts attempts, their durations and captured bytes (nothing when ``None``).
+        links: makes the download links handlers hand out (``context.links``); none when
+            ``None``.
     """
 
     def __init__(
@@ -83,16 +86,21 @@ class Worker:
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         grace_seconds: float = 25.0,
         metrics: Metrics | None = None,
+        links: AssetLinker | None = None,
     ) -> None:
         self.queue = queue
         self.handlers = {h.name: h for h in handlers}
-        self._assets = {name: DatabaseAssets(queue.engine, name, metrics) for name in self.handlers}
+        self._assets = {
+            name: DatabaseAssets(queue.engine, name, metrics, reads=after_of(handler))
+            for name, handler in self.handlers.items()
+        }
         self._meters: dict[str, HandlerMeter] = (
             {name: metrics.handler(name) for name in self.handlers} if metrics is not None else {}
         )
         self.policy = policy
         self.storage = storage
         self.http = http
+        self.links: AssetLinker = links if links is not None else NoLinks()
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.timeout_seconds = timeout_seconds
@@ -204,6 +212,7 @@ class Worker:
             storage=self.storage,
             http=self.http,
             assets=self._assets[task.handler],
+            links=self.links,
         )
         timeout = float(getattr(handler, "timeout", None) or self.timeout_seconds)
         clock = asyncio.get_running_loop().time
@@ -308,6 +317,7 @@ class Worker:
                 buried = await anyio.to_thread.run_sync(self.queue.bury_exhausted, _now())
                 if buried:
                     _log.warning("tasks parked as dead after repeated lease expiry", count=buried)
+                    self._wake.set()  # tasks that waited for them may be queued now
                 back = await anyio.to_thread.run_sync(
                     self.queue.reclaim_expired, list(self.handlers), _now()
                 )
