@@ -113,14 +113,17 @@ def unknown_variables(names: Iterable[str]) -> list[tuple[str, str | None]]:
     """The ``FRAMEHOOK_*`` names in ``names`` that no setting reads, each with the closest real
     name (or ``None``), in order, once each.
 
-    Known: :class:`~receiver.settings.Settings`' variables and the download handler's
-    ``FRAMEHOOK_ASSET_*``; the test suite's ``FRAMEHOOK_TEST_*`` and the benchmarks'
-    ``FRAMEHOOK_BENCH_*`` are left alone.
+    Known: :class:`~receiver.settings.Settings`' variables and the built-in handlers' options
+    (``FRAMEHOOK_ASSET_*``, ``FRAMEHOOK_FORWARD_*``); the test suite's ``FRAMEHOOK_TEST_*``
+    and the benchmarks' ``FRAMEHOOK_BENCH_*`` are left alone.
     """
     from handlers.download import DownloadOptions
+    from handlers.forward import ForwardOptions
 
-    prefix = str(DownloadOptions.model_config.get("env_prefix", ""))
-    known = setting_variables() | {prefix + f.upper() for f in DownloadOptions.model_fields}
+    known = setting_variables()
+    for options in (DownloadOptions, ForwardOptions):
+        prefix = str(options.model_config.get("env_prefix", ""))
+        known |= {prefix + f.upper() for f in options.model_fields}
     unknown: list[tuple[str, str | None]] = []
     for name in dict.fromkeys(n.upper() for n in names):  # settings ignore case
         if not name.startswith("FRAMEHOOK_") or name.startswith(_NOT_SETTINGS) or name in known:

@@ -20,7 +20,13 @@ __all__ = ["demo", "generate", "send_test", "simulate"]
 
 
 def send_test(
-    event: Annotated[str, typer.Argument(metavar="EVENT", help="progress, completed or failed.")],
+    event: Annotated[
+        str,
+        typer.Argument(
+            metavar="EVENT",
+            help="progress, completed or failed (with --forward, also lora.ready, lora.failed).",
+        ),
+    ],
     url: Annotated[
         str | None,
         typer.Option(
@@ -53,6 +59,14 @@ def send_test(
         int, typer.Option(help="Send the same bytes this many times (a redelivery).", min=1)
     ] = 1,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.", min=0.1)] = 10,
+    forward: Annotated[
+        bool,
+        typer.Option(
+            "--forward",
+            help="Instead, POST a signed sample of the event the forward handler sends to your "
+            "app, to FRAMEHOOK_FORWARD_URL (or --url).",
+        ),
+    ] = False,
 ) -> None:
     """Sign and POST a realistic Apiframe webhook, marked as a test, like `stripe trigger`.
 
@@ -63,7 +77,17 @@ def send_test(
 
     Prints each answer's status and JSON, then the job to look at (`framehook jobs show ID`);
     exits 0 if every answer was 2xx, else 1.
+
+    With --forward, your app gets the event framehook forwards (job.completed, ...), signed
+    with FRAMEHOOK_FORWARD_SECRET, its data marked "test": true; prints each endpoint's answer.
     """
+    if forward:
+        mixed = modality != "midjourney" or repeat != 1
+        mixed = mixed or any(v is not None for v in (model, job_id, progress, api_key))
+        if mixed or asset_base_url is not None:
+            raise fail("--forward takes only EVENT, --url and --timeout")
+        _send_forward(event, url, timeout)
+        return
     import json
     import uuid
 
@@ -140,6 +164,37 @@ def send_test(
     if not all_ok:
         raise typer.Exit(1)
     err.print(_test_note(str(payload["jobId"]), event, outcomes), soft_wrap=True, highlight=False)
+
+
+def _send_forward(event: str, url: str | None, timeout: float) -> None:
+    """``send-test --forward``: a signed sample of what the forward handler posts, to the app's
+    endpoints; each answer on standard output, exit 1 unless all were 2xx."""
+    import asyncio
+    import uuid
+
+    from handlers.forward import Signer, deliver, load_options, sample
+
+    load_settings()  # as every command: the .env, and a warning for a misspelt name
+    try:
+        options = load_options(**({"url": [url]} if url is not None else {}))
+        kind, body = sample(event)
+    except ValueError as exc:  # ForwardSettingsError too
+        message = str(exc)
+        raise fail(message.replace("FRAMEHOOK_FORWARD_URL", "--url") if url else message) from None
+    msg_id = f"msg_framehook_test_{uuid.uuid4().hex[:16]}"
+    headers = Signer(options.secret_value).headers(msg_id, body)
+    endpoints = f"{len(options.url)} endpoints" if len(options.url) > 1 else "the endpoint"
+    err.print(
+        f"POST a signed sample {kind} (webhook-id {msg_id}, data.test true) to {endpoints}",
+        soft_wrap=True,
+    )
+    answers = asyncio.run(deliver(options.url, body, headers, timeout_seconds=timeout))
+    for answer in answers:
+        typer.echo(f"{answer.url}: {answer.detail}")
+        if answer.body.strip():
+            typer.echo(answer.body.strip())
+    if not all(answer.ok for answer in answers):
+        raise typer.Exit(1)
 
 
 def _test_note(job_id: str, event: str, outcomes: set[object]) -> str:

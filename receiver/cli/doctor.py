@@ -32,7 +32,7 @@ def doctor(
     ] = 5.0,
 ) -> None:
     """Check this deployment: configuration, API keys, database and schema, storage, handlers,
-    public URL and admin token.
+    public URL, forward endpoints (a signed ping) and admin token.
 
     One line per check (ok, warn or FAIL) with a hint for each problem; exits 1 if any check
     failed, else 0.

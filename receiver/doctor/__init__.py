@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from receiver.doctor._database import check_database
+from receiver.doctor._forward import check_forward
 from receiver.doctor._handlers import check_handlers
 from receiver.doctor._network import check_apiframe, check_public_url
 from receiver.doctor._result import Check, Status
@@ -35,6 +36,7 @@ __all__ = [
     "check_apiframe",
     "check_configuration",
     "check_database",
+    "check_forward",
     "check_handlers",
     "check_public_url",
     "check_storage",
@@ -73,6 +75,7 @@ def run_checks(settings: Settings, *, apiframe: bool = False, timeout: float = 5
         ("storage", lambda: check_storage(settings, timeout)),
         ("handlers", lambda: check_handlers(settings)),
         ("public url", lambda: check_public_url(settings, timeout)),
+        ("forward", lambda: check_forward(settings, timeout)),
         ("admin token", lambda: check_admin_token(settings)),
     ]
     if apiframe:
