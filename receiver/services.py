@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 
 from handlers import FetchPolicy, Handler, safe_client
 from receiver.errors import ConfigurationError
+from receiver.links import asset_linker
 from receiver.logs import get_logger
 from receiver.metrics import Metrics, wsgi_app
 from receiver.queue.notify import Listener
@@ -71,8 +73,13 @@ def build_worker(
     http: httpx.AsyncClient,
     concurrency: int | None = None,
     metrics: Metrics | None = None,
+    link_token: str | None = None,
 ) -> Worker:
     """A worker for ``handlers`` configured by ``settings`` (counting into ``metrics``).
+
+    ``link_token`` is the admin token of the receiver in this process (``serve``'s, maybe
+    generated), which signs the content links handlers hand out; a standalone worker has none
+    and signs with ``FRAMEHOOK_ADMIN_TOKEN`` (``receiver.links.asset_linker``).
 
     Raises:
         StorageError: ``FRAMEHOOK_STORAGE_URL`` names no usable backend.
@@ -83,17 +90,19 @@ def build_worker(
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.retry_max_attempts,
     )
+    storage = from_url(settings.storage_url)
     return Worker(
         queue,
         handlers,
         settings.retry_policy(),
-        from_url(settings.storage_url),
+        storage,
         http,
         concurrency=concurrency or settings.worker_concurrency,
         poll_seconds=settings.poll_seconds,
         timeout_seconds=settings.handler_timeout_seconds,
         grace_seconds=settings.grace_seconds,
         metrics=metrics,
+        links=asset_linker(settings, storage, engine, link_token),
     )
 
 
@@ -195,16 +204,21 @@ async def reconcile_once(settings: Settings, since: timedelta | None) -> Report:
 @contextlib.asynccontextmanager
 async def running_pruner(engine: Engine, settings: Settings) -> AsyncIterator[None]:
     """Prune old bodies and finished tasks every ``FRAMEHOOK_RETENTION_INTERVAL_SECONDS``
-    for the duration of the block (``FRAMEHOOK_RETENTION_DAYS``; 0 switches it off)."""
+    for the duration of the block (``FRAMEHOOK_RETENTION_DAYS``; 0 switches it off).
+
+    The prune runs in a thread, in short batches that let the intake commit between them; at
+    the block's end it stops after the batch it is in (a thread cannot be cancelled, and a
+    prune of millions of rows would otherwise hold up the shutdown)."""
     from receiver.db.retention import prune
 
     age = timedelta(days=settings.retention_days)
+    stop = threading.Event()
 
     async def loop() -> None:
         while True:
             await asyncio.sleep(settings.retention_interval_seconds)
             try:
-                pruned = await anyio.to_thread.run_sync(prune, engine, age)
+                pruned = await anyio.to_thread.run_sync(partial(prune, engine, age, stop=stop))
             except Exception as exc:
                 _log.warning("pruning failed", error=f"{type(exc).__name__}: {exc}")
                 continue
@@ -215,6 +229,7 @@ async def running_pruner(engine: Engine, settings: Settings) -> AsyncIterator[No
     try:
         yield
     finally:
+        stop.set()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -63,7 +63,7 @@ def replay(
     except SQLAlchemyError as exc:
         raise database_failure(exc) from None
     if task is not None and not count:
-        raise fail(f"task {task} not re-queued: no such task, or it is running now", code=1)
+        raise fail(f"task {task} not re-queued: no such task, or it is running or waiting", code=1)
     err.print(f"re-queued {count} task{'s' if count != 1 else ''}")
 
 
@@ -107,23 +107,57 @@ def prune(
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
 ) -> None:
     """Drop raw bodies and finished tasks older than --older-than; the dedupe ledger, jobs,
-    deliveries and dead tasks are kept."""
+    deliveries and dead tasks are kept.
+
+    It works in short batches, so a running receiver keeps answering; progress goes to
+    standard error, and Ctrl-C stops it after the batch it is in, keeping what it did."""
+    import signal
+    import threading
+    import time
+
     from sqlalchemy.exc import SQLAlchemyError
 
+    from receiver.db.checkpoints import Checkpointer
     from receiver.db.engine import create_db_engine
+    from receiver.db.retention import Pruned
     from receiver.db.retention import prune as prune_old
 
     age = age_option(older_than, "--older-than")
     settings = load_settings(database_url=database_url)
+    stop = threading.Event()
+    shown = time.monotonic()
+
+    def show(done: Pruned) -> None:
+        nonlocal shown
+        if time.monotonic() - shown >= 1.0:
+            shown = time.monotonic()
+            err.print(f"pruning: {done.bodies} bodies, {done.tasks} tasks so far")
+
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         engine = create_db_engine(settings.database_url, pool_size=1)
-        pruned = prune_old(engine, age)
-        engine.dispose()
+        # Standalone, nothing else checkpoints the SQLite WAL, which would grow by every page
+        # the prune rewrites; with ``serve`` running, two checkpointers do no harm.
+        checkpointer = Checkpointer(engine) if engine.dialect.name == "sqlite" else None
+        if checkpointer is not None:
+            checkpointer.start()
+        try:
+            pruned = prune_old(engine, age, progress=show, stop=stop)
+        finally:
+            if checkpointer is not None:
+                checkpointer.stop()
+            engine.dispose()
     except FramehookError as exc:
         raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
         raise database_failure(exc) from None
-    err.print(f"pruned {pruned.bodies} bodies, {pruned.tasks} tasks ({pruned.attempts} attempts)")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    summary = f"{pruned.bodies} bodies, {pruned.tasks} tasks ({pruned.attempts} attempts)"
+    if stop.is_set():
+        err.print(f"interrupted: pruned {summary}; what was pruned stays pruned")
+        raise typer.Exit(130)
+    err.print(f"pruned {summary}")
 
 
 jobs_app = typer.Typer(help="List jobs, or show one job's timeline, from framehook's database.")

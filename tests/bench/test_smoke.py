@@ -89,6 +89,26 @@ def check_flood(run: Ran) -> None:
     assert all(p["flood_rps"] > 0 for p in phases if p["phase"] == "flood"), phases
 
 
+def check_forward(run: Ran) -> None:
+    """5 jobs per setup after one warm-up: exit 0, both setups' lines, the ratios, and every
+    job measured (each event verified by the app)."""
+    assert "download only: 202 -> stored" in run.stdout, run.output
+    assert "forward: 202 -> app 2xx" in run.stdout, run.output
+    assert "ratio forward/download p50 = " in run.stdout, run.output
+    summary = json.loads(run.report.read_text())
+    assert summary["broken"] == []
+    assert [s["jobs"] for s in summary["setups"].values()] == [5, 5]
+
+
+def check_history(run: Ran) -> None:
+    """An empty database against 2,000 prior deliveries made with SQL, 0.5 s each: exit 0,
+    both rows measured and the ratio line."""
+    assert "ratio 2000/empty: throughput = " in run.stdout, run.output
+    summary = json.loads(run.report.read_text())
+    assert summary["broken"] == []
+    assert [r["prior_deliveries"] for r in summary["runs"]] == [0, 2000]
+
+
 @dataclass(frozen=True)
 class Bench:
     """A benchmark script, its smallest sound options and what its output must show."""
@@ -128,6 +148,13 @@ BENCHES = [
         300,
         check_download,
         needs="curl",
+    ),
+    Bench("forward.py", ("--jobs", "5", "--warmup", "1", "--json", "{report}"), 120, check_forward),
+    Bench(
+        "history.py",
+        ("--sizes", "0,2000", "--duration", "0.5", "--warmup", "0", "--json", "{report}"),
+        90,
+        check_history,
     ),
 ]
 
