@@ -19,7 +19,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic
 
-from sqlalchemy import Column, ColumnElement, Connection, Row, Select, and_, func, or_, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    and_,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from typing_extensions import TypeVar
 
 from receiver.admin.problems import error_groups, file_positions, task_errors
@@ -215,6 +226,10 @@ def list_deliveries(
         (d.c.event, where.event),
         (d.c.job_id, where.job_id),
     )
+    if where.outcome is not None and where.outcome != DeliveryOutcome.ACCEPTED:
+        # The outcome index holds only these rows (migration 0011); the condition, written
+        # literally, lets both databases use it whatever the bound outcome is.
+        query = query.where(d.c.outcome != literal_column("'accepted'"))
     return _page(connection, query, (d.c.id,), delivery_view, limit, after)
 
 

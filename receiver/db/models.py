@@ -114,6 +114,23 @@ class Delivery(SQLModel, table=True):
     """One verified request (or poll result) and what became of it."""
 
     __tablename__ = "deliveries"
+    # Each index is pages written on every webhook (migration 0011): none on dedupe_key (the
+    # ledger's primary key is the dedupe); outcome and lora_id hold only their rare rows (the
+    # admin list walks the primary key for "accepted", which nearly every delivery is).
+    __table_args__ = (
+        Index(
+            "ix_deliveries_outcome",
+            "outcome",
+            postgresql_where=text("outcome <> 'accepted'"),
+            sqlite_where=text("outcome <> 'accepted'"),
+        ),
+        Index(
+            "ix_deliveries_lora_id",
+            "lora_id",
+            postgresql_where=text("lora_id IS NOT NULL"),
+            sqlite_where=text("lora_id IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))
     received_at: datetime = _ts(index=True)
@@ -121,12 +138,12 @@ class Delivery(SQLModel, table=True):
     request_id: str = Field(max_length=64)
     job_id: str | None = Field(default=None, max_length=200, index=True)
     # A LoRA training event's LoRA (``job_id`` is then empty): ``receiver.apiframe.loras``.
-    lora_id: str | None = Field(default=None, max_length=200, index=True)
+    lora_id: str | None = Field(default=None, max_length=200)
     event: str | None = Field(default=None, max_length=64)
     header_event: str | None = Field(default=None, max_length=64)
     event_mismatch: bool = False
-    outcome: str = Field(max_length=16, index=True)
-    dedupe_key: str | None = Field(default=None, max_length=300, index=True)
+    outcome: str = Field(max_length=16)
+    dedupe_key: str | None = Field(default=None, max_length=300)
     fingerprint: str = Field(max_length=64)
     key_index: int | None = None
     key_derivation: str | None = Field(default=None, max_length=8)
