@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, make_url, text
 
-from receiver.db.engine import create_db_engine
+from receiver.apiframe.events import parse_body
+from receiver.db.engine import create_db_engine, writing
 from receiver.db.models import metadata
 from receiver.db.schema import upgrade
+from receiver.intake.recorder import Arrival, Recorder, Subscription
 
 __all__ = ["TABLES", "postgres_admin", "rows", "scratch_postgres"]
 
@@ -61,3 +65,22 @@ def scratch_postgres_engine(server_url: str, prefix: str) -> Iterator[tuple[str,
             yield url, engine
         finally:
             engine.dispose()
+
+
+def record_completed(
+    engine: Engine, subscriptions: Sequence[Subscription], job_ids: Sequence[str], batch: int
+) -> None:
+    """Record a completed webhook for each of ``job_ids`` through the real :class:`Recorder`,
+    ``batch`` at a time, as the receiver would: tasks are queued for ``subscriptions``."""
+    recorder = Recorder(engine.dialect.name, list(subscriptions))
+    bodies = [
+        orjson.dumps({"event": "completed", "jobId": job_id, "result": "https://x/y.png"})
+        for job_id in job_ids
+    ]
+    for start in range(0, len(bodies), batch):
+        arrivals = [
+            Arrival(parse_body(body), body, datetime.now(UTC), "test")
+            for body in bodies[start : start + batch]
+        ]
+        with writing(engine) as connection:
+            recorder.record_many(connection, arrivals)

@@ -38,11 +38,16 @@ def framehook_env(**overrides: str) -> dict[str, str]:
 
 
 def run_cli(
-    args: Sequence[str], env: dict[str, str], cwd: Path
+    args: Sequence[str], env: dict[str, str], cwd: Path, *, missing: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``framehook ARGS`` to completion."""
+    """Run ``framehook ARGS`` to completion; with ``missing``, in a Python where importing
+    that module fails as if it were not installed (``None`` in ``sys.modules`` makes the
+    import raise ModuleNotFoundError)."""
+    program = ["-m", "receiver"]
+    if missing is not None:
+        program = ["-c", f"import sys; sys.modules[{missing!r}] = None; import receiver.__main__"]
     return subprocess.run(
-        [sys.executable, "-m", "receiver", *args],
+        [sys.executable, *program, *args],
         env=env,
         cwd=cwd,
         capture_output=True,

@@ -9,17 +9,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 import pytest
 from sqlalchemy import Engine, text
 
-from receiver.apiframe.events import parse_body
-from receiver.db.engine import writing
-from receiver.intake.recorder import Arrival, Recorder, Subscription
-from tests.support.database import scratch_postgres_engine
+from receiver.intake.recorder import Subscription
+from tests.support.database import record_completed, scratch_postgres_engine
 from tests.support.processes import framehook_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,20 +31,8 @@ def queue_db(postgres_server_url: str) -> Iterator[tuple[str, Engine]]:
 
 def enqueue(engine: Engine, count: int) -> None:
     """Queue ``count`` tasks for the file-logged handler, as the receiver would."""
-    recorder = Recorder("postgresql", [Subscription("file-logged", frozenset({"completed"}))])
-    bodies = [
-        orjson.dumps(
-            {"event": "completed", "jobId": str(uuid.uuid4()), "result": "https://x/y.png"}
-        )
-        for _ in range(count)
-    ]
-    for start in range(0, count, 250):
-        arrivals = [
-            Arrival(parse_body(b), b, datetime.now(UTC), "test")
-            for b in bodies[start : start + 250]
-        ]
-        with writing(engine) as connection:
-            recorder.record_many(connection, arrivals)
+    subscriptions = [Subscription("file-logged", frozenset({"completed"}))]
+    record_completed(engine, subscriptions, [str(uuid.uuid4()) for _ in range(count)], batch=250)
 
 
 def start_worker(url: str, runs: Path, tmp_path: Path, **extra: str) -> subprocess.Popen[bytes]:

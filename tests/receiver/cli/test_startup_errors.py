@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,23 +33,6 @@ NO_DRIVER = (
 )
 
 
-def run_without(
-    module: str, args: Sequence[str], env: dict[str, str], cwd: Path
-) -> subprocess.CompletedProcess[str]:
-    """``framehook ARGS`` in a Python where ``import MODULE`` fails as if it were not
-    installed (``None`` in ``sys.modules`` makes the import raise ModuleNotFoundError)."""
-    program = f"import sys; sys.modules[{module!r}] = None; from receiver.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", program, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def one_error(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
     """The single line a failed start printed (after checking it failed with ``code``)."""
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
@@ -68,7 +50,7 @@ def one_error(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
 def test_a_missing_postgres_driver_names_the_extra(tmp_path: Path, args: list[str]) -> None:
     """A postgresql:// URL without psycopg installed: one line naming framehook[postgres]."""
     env = framehook_env(FRAMEHOOK_DATABASE_URL=UNREACHABLE)
-    assert one_error(run_without("psycopg", args, env, tmp_path)) == NO_DRIVER
+    assert one_error(run_cli(args, env, tmp_path, missing="psycopg")) == NO_DRIVER
 
 
 @pytest.mark.parametrize(
@@ -101,7 +83,7 @@ def test_a_port_in_use_is_found_before_anything_starts(tmp_path: Path) -> None:
 def test_a_storage_url_whose_extra_is_missing_names_the_extra(tmp_path: Path) -> None:
     """s3:// without obstore: the message keeps its ``[s3]`` (printed as text, not markup)."""
     env = framehook_env(FRAMEHOOK_STORAGE_URL="s3://bucket/prefix")
-    result = run_without("obstore", ["serve", "--port", "0"], env, tmp_path)
+    result = run_cli(["serve", "--port", "0"], env, tmp_path, missing="obstore")
     assert one_error(result) == "error: s3:// storage needs obstore: pip install 'framehook[s3]'"
 
 
@@ -214,7 +196,7 @@ def test_serve_logs_the_dashboard_url_with_a_generated_token_and_no_alembic_plug
         line["event"] for line in lines if line.get("logger") == "alembic.runtime.migration"
     ]
     assert migrations
-    assert all(event.startswith("Running upgrade") for event in migrations), migrations
+    assert all(str(event).startswith("Running upgrade") for event in migrations), migrations
     assert not [line for line in lines if line.get("logger") == "alembic.runtime.plugins"]
     assert "setup plugin" not in server.log.read_text()
 

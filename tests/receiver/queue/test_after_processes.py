@@ -11,18 +11,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 import pytest
 from sqlalchemy import Engine, text
 
 from handlers import HandlerContext, JobEvent, PermanentFailure
-from receiver.apiframe.events import parse_body
-from receiver.db.engine import writing
-from receiver.intake.recorder import Arrival, Recorder, Subscription
-from tests.support.database import scratch_postgres_engine
+from receiver.intake.recorder import Subscription
+from tests.support.database import record_completed, scratch_postgres_engine
 from tests.support.processes import framehook_env
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,24 +68,11 @@ def queue_db(postgres_server_url: str) -> Iterator[tuple[str, Engine]]:
 
 def enqueue(engine: Engine, count: int) -> None:
     """Queue ``count`` completed jobs' tasks for first and second, as the receiver would."""
-    recorder = Recorder(
-        "postgresql",
-        [
-            Subscription("first", frozenset({"completed"})),
-            Subscription("second", frozenset({"completed"}), after=frozenset({"first"})),
-        ],
-    )
-    bodies = [
-        orjson.dumps({"event": "completed", "jobId": f"job-{n}", "result": "https://x/y.png"})
-        for n in range(count)
+    subscriptions = [
+        Subscription("first", frozenset({"completed"})),
+        Subscription("second", frozenset({"completed"}), after=frozenset({"first"})),
     ]
-    for start in range(0, count, 100):
-        arrivals = [
-            Arrival(parse_body(b), b, datetime.now(UTC), "test")
-            for b in bodies[start : start + 100]
-        ]
-        with writing(engine) as connection:
-            recorder.record_many(connection, arrivals)
+    record_completed(engine, subscriptions, [f"job-{n}" for n in range(count)], batch=100)
 
 
 def start_worker(url: str, runs: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
