@@ -2,8 +2,9 @@
 
 Endpoints raise (a :class:`~receiver.errors.RequestRejected`, or let SQLAlchemy's
 ``OperationalError`` through) and :data:`exception_handlers`, which the app registers, answer.
-The webhook catches its rejections itself only to count and log them; it answers them with
-:func:`rejection` too.
+The webhook catches its rejections itself only to count and log them; it is a raw ASGI
+callable (the hot path), so it answers with :func:`send_json` and :func:`send_rejection`, which
+write the same bytes as :func:`json_response` and :func:`rejection`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Send
 
 from receiver.errors import RequestRejected, Unauthorized, Unavailable
 from receiver.logs import get_logger
 
-__all__ = ["DATABASE_UNAVAILABLE", "exception_handlers", "json_response", "rejection"]
+__all__ = [
+    "DATABASE_UNAVAILABLE",
+    "exception_handlers",
+    "json_response",
+    "rejection",
+    "send_json",
+    "send_rejection",
+]
 
 _log = get_logger("framehook.http")
 _REASONS = {404: "not_found", 405: "method_not_allowed"}
@@ -41,6 +50,29 @@ def json_response(
     return Response(orjson.dumps(content), status, headers=headers, media_type="application/json")
 
 
+async def send_json(
+    send: Send,
+    status: int,
+    content: Mapping[str, Any],
+    request_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Send what :func:`json_response` would answer, header for header, without building a
+    ``Response`` (for raw ASGI callables)."""
+    body = orjson.dumps(content)
+    raw = (
+        [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if headers
+        else []
+    )
+    if request_id is not None:
+        raw.append((b"x-request-id", request_id.encode("latin-1")))
+    raw.append((b"content-length", str(len(body)).encode("latin-1")))
+    raw.append((b"content-type", b"application/json"))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _headers(exc: RequestRejected) -> dict[str, str]:
     headers = {"Connection": "close"} if exc.unread_body else {}
     if isinstance(exc, Unavailable) and exc.retry_after is not None:
@@ -55,10 +87,27 @@ def _headers(exc: RequestRejected) -> dict[str, str]:
 def rejection(exc: RequestRejected, request_id: str | None = None, **extra: Any) -> Response:
     """The error answer for ``exc``: its status, ``{"ok": false, "reason", "detail"}``, and
     ``Retry-After`` (503) or a ``WWW-Authenticate`` challenge (the admin API's 401)."""
+    return json_response(
+        exc.status_code, _problem(exc, request_id, extra), request_id, **_headers(exc)
+    )
+
+
+async def send_rejection(
+    send: Send, exc: RequestRejected, request_id: str | None = None, **extra: Any
+) -> None:
+    """Send what :func:`rejection` would answer (for raw ASGI callables)."""
+    await send_json(
+        send, exc.status_code, _problem(exc, request_id, extra), request_id, _headers(exc)
+    )
+
+
+def _problem(
+    exc: RequestRejected, request_id: str | None, extra: Mapping[str, Any]
+) -> dict[str, Any]:
     body = {"ok": False, "reason": exc.reason, "detail": exc.detail, **extra}
     if request_id is not None:
         body["requestId"] = request_id
-    return json_response(exc.status_code, body, request_id, **_headers(exc))
+    return body
 
 
 async def _http_exception(_request: Request, exc: Exception) -> Response:

@@ -15,6 +15,11 @@ Where the work runs depends on the database:
 * threads (PostgreSQL): each writer runs whole transactions in a thread of its own, since every
   statement is a network round trip the event loop must not wait for.
 
+Deadlines: a request waits at most ``wait_seconds`` for its commit, then is answered 503
+``commit_timeout`` (its item stays queued and may still commit: Apiframe's retry is then a
+duplicate). One timer per committer, set for the oldest waiting request, enforces them: a timer,
+a ``shield`` and a waiter per request cost more than the rest of the committer together.
+
 Failure handling: a batch that fails as a whole is rolled back and its items are retried in a
 transaction each, so one bad item fails alone. A database that is down fails every item with
 ``Unavailable`` (503: Apiframe tries again). A full or failing disk (``disk_trouble``) is no
@@ -53,6 +58,7 @@ _log = get_logger("framehook.committer")
 class _Pending(Generic[T, R]):
     item: T
     future: asyncio.Future[R]
+    deadline: float  # on the loop's clock: past it, the request is answered commit_timeout
 
 
 def _is_outage(exc: BaseException) -> bool:
@@ -166,6 +172,12 @@ class Committer(Generic[T, R]):
         self._wait_seconds = wait_seconds
         self._on_commit = on_commit
         self._pending: deque[_Pending[T, R]] = deque()
+        # Every item whose request still waits (queued or in a transaction), oldest first, and
+        # the one timer that answers the oldest when its time is up: a deadline per committer
+        # rather than a timer (``wait_for``) and a ``shield`` per request.
+        self._waiting: deque[_Pending[T, R]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._accepting = False
@@ -184,6 +196,7 @@ class Committer(Generic[T, R]):
     async def start(self, engine: Engine) -> None:
         """Start the writers on ``engine`` (call from the event loop that will submit)."""
         self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._accepting = True
         self._tasks = [
             asyncio.create_task(self._run(_Writer(engine, f"framehook-writer-{n}")))
@@ -198,6 +211,9 @@ class Committer(Generic[T, R]):
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def submit(self, item: T) -> R:
         """Queue ``item`` and wait until the transaction holding it has committed.
@@ -207,19 +223,45 @@ class Committer(Generic[T, R]):
                 (``database_unavailable``/``intake_failed``), did not finish in time
                 (``commit_timeout``), or the committer is stopping (``shutting_down``).
         """
-        if not self._accepting or self._wake is None:
+        if not self._accepting or self._wake is None or self._loop is None:
             raise Unavailable("shutting_down", "framehook is shutting down")
         if len(self._pending) >= self._max_pending:
             raise Unavailable("overloaded", "too many events waiting to be committed")
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(item, future))
+        loop = self._loop
+        future: asyncio.Future[R] = loop.create_future()
+        pending = _Pending(item, future, loop.time() + self._wait_seconds)
+        self._pending.append(pending)
+        self._waiting.append(pending)
+        if self._timer is None:
+            self._timer = loop.call_at(pending.deadline, self._expire)
         self._wake.set()
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), self._wait_seconds)
-        except TimeoutError:
-            # Nobody awaits it any more; consume its eventual outcome so none goes unreported.
-            future.add_done_callback(lambda f: f.cancelled() or f.exception())
-            raise Unavailable("commit_timeout", "the database did not commit in time") from None
+        # A request that gives up (its task cancelled) cancels the future: the item still
+        # commits, and settling it skips the cancelled future.
+        return await future
+
+    def _expire(self) -> None:
+        """Answer ``commit_timeout`` to every request past its deadline (their items stay
+        queued or in their transaction, and may still commit: a retry is then a duplicate),
+        and set the timer for the next one."""
+        assert self._loop is not None
+        self._timer = None
+        now = self._loop.time()
+        waiting = self._waiting
+        while waiting and (waiting[0].future.done() or waiting[0].deadline <= now):
+            future = waiting.popleft().future
+            if not future.done():
+                future.set_exception(
+                    Unavailable("commit_timeout", "the database did not commit in time")
+                )
+        if waiting:
+            self._timer = self._loop.call_at(waiting[0].deadline, self._expire)
+
+    def _forget_settled(self) -> None:
+        # Settled requests leave the deadline queue as soon as the oldest ones are settled,
+        # so it holds (and keeps alive) only what is in flight.
+        waiting = self._waiting
+        while waiting and waiting[0].future.done():
+            waiting.popleft()
 
     async def _run(self, writer: _Writer) -> None:
         assert self._wake is not None
@@ -235,6 +277,7 @@ class Committer(Generic[T, R]):
                     self._pending.popleft() for _ in range(min(self._batch_max, len(self._pending)))
                 ]
                 await self._commit(writer, batch)
+                self._forget_settled()
         finally:
             await asyncio.get_running_loop().run_in_executor(None, writer.close)
 

@@ -117,6 +117,60 @@ async def test_slow_commit_times_out_with_503(engine: Engine) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("inline", [True, False])
+async def test_each_request_times_out_at_its_own_deadline(engine: Engine, inline: bool) -> None:
+    """Requests queued behind a stuck commit each get commit_timeout wait_seconds after they
+    came (the committer's one timer re-armed for each), not all at the first one's; after
+    the commit frees up, later requests commit and the timed-out items are stored too."""
+    lock = write_lock(engine)  # taken: BEGIN waits for it on the writer's thread
+    assert lock is not None
+    lock.acquire()
+    committer: Committer[str, str] = Committer(
+        insert([]), inline=inline, wait_seconds=0.3, batch_max=1
+    )
+    await committer.start(engine)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def timed(item: str) -> tuple[str, float]:
+        with pytest.raises(Unavailable) as caught:
+            await committer.submit(item)
+        return caught.value.reason, loop.time() - started
+
+    first = asyncio.create_task(timed("first"))
+    await asyncio.sleep(0.15)
+    second = asyncio.create_task(timed("second"))
+    (reason_1, at_1), (reason_2, at_2) = await asyncio.gather(first, second)
+    lock.release()
+    assert await committer.submit("after") == "ok:after"
+    await committer.stop()
+    assert reason_1 == reason_2 == "commit_timeout"
+    assert at_1 >= 0.29  # not before its deadline
+    assert at_2 - at_1 >= 0.1  # at its own deadline, not with the first
+    assert stored(engine) == ["after", "first", "second"]
+
+
+@pytest.mark.anyio
+async def test_a_request_that_gives_up_still_commits(engine: Engine) -> None:
+    """A waiting request whose task is cancelled (it gave up) does not fail the batch: its
+    item commits, and the others get their results."""
+    lock = write_lock(engine)
+    assert lock is not None
+    lock.acquire()
+    committer: Committer[str, str] = Committer(insert([]), inline=True)
+    await committer.start(engine)
+    leaving = asyncio.create_task(committer.submit("left"))
+    staying = asyncio.create_task(committer.submit("stayed"))
+    await asyncio.sleep(0.05)
+    leaving.cancel()
+    lock.release()
+    assert await staying == "ok:stayed"
+    await committer.stop()
+    assert leaving.cancelled()
+    assert stored(engine) == ["left", "stayed"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("inline", [True, False])
 async def test_unreachable_database_is_unavailable(inline: bool) -> None:
     """A database that refuses connections gives Unavailable('database_unavailable')."""
     engine = create_db_engine("postgresql://nobody@127.0.0.1:1/none")
