@@ -23,14 +23,15 @@ from receiver.intake.recorder import Arrival, Receipt, Recorder
 from receiver.intake.webhook import WebhookEndpoint
 from receiver.logs import get_logger
 from receiver.metrics import Metrics, metrics_routes
+from receiver.queue.embedded import worker_thread
 from receiver.queue.registry import load_handlers, subscriptions_for
+from receiver.queue.worker import Worker
 from receiver.responses import exception_handlers
 from receiver.services import (
     build_worker,
     http_client,
     running_pruner,
     running_reconciler,
-    running_worker,
     serving_metrics,
 )
 from receiver.settings import Settings
@@ -116,16 +117,18 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
             await committer.start(engine)
             async with contextlib.AsyncExitStack() as stack:
                 if settings.run_worker:
-                    worker = build_worker(
-                        engine,
-                        loaded,
-                        settings,
-                        http_client(settings),
-                        metrics=metrics,
-                        link_token=admin.token.value,
-                    )
-                    woken.append(worker.wake)
-                    await stack.enter_async_context(running_worker(worker, settings))
+
+                    def build() -> Worker:
+                        # Called on the worker's thread: its HTTP client lives on its loop.
+                        http = http_client(settings)
+                        token = admin.token.value
+                        return build_worker(
+                            engine, loaded, settings, http, metrics=metrics, link_token=token
+                        )
+
+                    # On a thread and loop of its own: handlers never delay a 202.
+                    worker = await stack.enter_async_context(worker_thread(build, settings))
+                    woken.append(worker.wake_threadsafe)
                     app.state.worker = worker
                 await stack.enter_async_context(running_pruner(engine, settings))
                 # FRAMEHOOK_METRICS_PORT: /metrics on a port of its own (not the webhook's).
@@ -174,7 +177,9 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
 
     return Starlette(
         routes=[
-            Route("/webhooks/apiframe", webhook.handle, methods=["POST"]),
+            # A raw ASGI app (no Request/Response objects: the hot path); the Route still
+            # answers other methods 405 with Allow, as JSON.
+            Route("/webhooks/apiframe", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             *metrics_routes(settings),

@@ -107,24 +107,27 @@ def build_worker(
 
 
 @contextlib.asynccontextmanager
-async def running_worker(worker: Worker, settings: Settings) -> AsyncIterator[Worker]:
-    """Run ``worker`` (and, on PostgreSQL, a LISTEN wake-up) for the duration of the block;
-    on exit, stop it gracefully."""
+async def running_worker(worker: Worker, settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
+    """Run ``worker`` (and, on PostgreSQL, a LISTEN wake-up) on this loop for the duration of
+    the block; yields its task (done early only if the worker died). On exit, stop it
+    gracefully and close its HTTP client."""
     stop = asyncio.Event()
     listener = (
         None if settings.is_sqlite else Listener(settings.database_url, worker.wake_threadsafe)
     )
-    task = asyncio.create_task(worker.run(stop))
+    task = asyncio.create_task(worker.run(stop), name="framehook-worker")
     if listener is not None:
         listener.start()
     try:
-        yield worker
+        yield task
     finally:
         stop.set()
-        await task
-        if listener is not None:
-            await asyncio.get_running_loop().run_in_executor(None, listener.stop)
-        await worker.http.aclose()
+        try:
+            await task
+        finally:
+            if listener is not None:
+                await asyncio.get_running_loop().run_in_executor(None, listener.stop)
+            await worker.http.aclose()
 
 
 @contextlib.asynccontextmanager
