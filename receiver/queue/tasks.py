@@ -23,6 +23,7 @@ The SQL returns rows; the events handlers receive are made here, a LoRA's by
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -158,19 +159,22 @@ class TaskQueue:
         The claim walks the partial index ``ix_tasks_claim`` (queued tasks in claim order) and
         stops at LIMIT. Tasks whose lease expired come back through ``reclaim_expired``.
         """
+        # On PostgreSQL the claim is one statement, so its own transaction: autocommit spares
+        # a BEGIN and a COMMIT round trip. SQLite's two statements share a write transaction.
+        options = IMMEDIATE if self._sql.sqlite else {"isolation_level": "AUTOCOMMIT"}
         with (
-            self.engine.connect().execution_options(**IMMEDIATE) as connection,
-            write_transaction(connection),
+            self.engine.connect().execution_options(**options) as connection,
+            write_transaction(connection) if self._sql.sqlite else nullcontext(),
         ):
             cursor = connection.connection.cursor()
             try:
-                rows = self._sql.claim(cursor, handlers, limit, now, now + self.lease, self.worker)
-                # In the same transaction: one checkout and no second BEGIN per claim.
-                names = {r.delivery_id: r.event for r in rows}
-                found = self._sql.events(cursor, set(names))
+                rows, found = self._sql.claim(
+                    cursor, handlers, limit, now, now + self.lease, self.worker
+                )
             finally:
                 cursor.close()
         # After the commit: making events (LoRA recognition included) holds no locks.
+        names = {r.delivery_id: r.event for r in rows}
         events = {d: _event(row, names[d]) for d, row in found.items()}
         return [
             ClaimedTask(
@@ -257,11 +261,18 @@ class TaskQueue:
 
     def release(self, task: ClaimedTask, now: datetime) -> bool:
         """Give a task back unrun (shutdown): queued again at once, the attempt not counted."""
+        return self.release_many([task], now) == 1
+
+    def release_many(self, tasks: Sequence[ClaimedTask], now: datetime) -> int:
+        """Give tasks back unrun in one statement (see ``release``); return how many."""
+        if not tasks:
+            return 0
         t = _tasks
         statement = (
             update(t)
             .where(
-                t.c.id == task.id, t.c.attempts == task.attempt, t.c.status == TaskStatus.RUNNING
+                t.c.status == TaskStatus.RUNNING,
+                or_(*(and_(t.c.id == k.id, t.c.attempts == k.attempt) for k in tasks)),
             )
             .values(
                 status=TaskStatus.QUEUED,
@@ -272,7 +283,7 @@ class TaskQueue:
             )
         )
         with writing(self.engine) as connection:
-            return connection.execute(statement).rowcount == 1
+            return connection.execute(statement).rowcount
 
     def bury_exhausted(self, now: datetime) -> int:
         """Park tasks whose lease expired on their last allowed attempt as dead, releasing

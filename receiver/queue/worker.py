@@ -39,6 +39,8 @@ __all__ = ["Worker", "worker_name"]
 
 _log = get_logger("framehook.worker")
 DEFAULT_TIMEOUT_SECONDS = 300.0
+# The most tasks claimed ahead: the buffer grows to it only while handlers outrun the claims.
+MAX_PREFETCH = 128
 
 
 def worker_name() -> str:
@@ -107,17 +109,31 @@ class Worker:
         self.grace_seconds = grace_seconds
         self._wake = asyncio.Event()
         self._running: dict[int, tuple[ClaimedTask, asyncio.Task[None]]] = {}
+        # Handlers that returned, their outcome being committed: still held under lease, but
+        # their slot is free, so a commit's wait never idles a slot.
+        self._recording: dict[int, tuple[ClaimedTask, asyncio.Task[None]]] = {}
         # Claimed ahead (held under lease like running ones) so a freed slot starts a task at
         # once and a claim, which costs a commit, fetches many: claims are sequential, and one
-        # task per claim would cap the worker at one commit's rate.
+        # task per claim would cap the worker at one commit's rate. It starts at a slot's worth
+        # and doubles whenever handlers ran dry waiting for a claim (short tasks), so slow
+        # handlers never make a worker hoard tasks other workers could run.
         self._ready: deque[ClaimedTask] = deque()
         self.prefetch = concurrency
         self._loop: asyncio.AbstractEventLoop | None = None
         self._attempts = AttemptWriter(queue)
 
     def wake(self) -> None:
-        """Look for new tasks now (call from the worker's event loop)."""
-        self._wake.set()
+        """Look for new tasks now (from the worker's event loop; from elsewhere it hands the
+        wake-up over as ``wake_threadsafe`` does, since an ``asyncio.Event`` set from another
+        thread or loop would not wake this one)."""
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if self._loop is None or here is self._loop:
+            self._wake.set()
+        else:
+            self.wake_threadsafe()
 
     def wake_threadsafe(self) -> None:
         """Look for new tasks now (call from any thread)."""
@@ -138,13 +154,16 @@ class Worker:
                 # Cleared before looking, never after: a wake-up that arrives while we look
                 # (a task finished, a commit) must still cut the next sleep short.
                 self._wake.clear()
-                wanted = self._room()
+                wanted = self._wanted()
                 claimed = await self._claim(wanted)
+                self._adapt(wanted, len(claimed))
                 self._ready.extend(claimed)
                 self._fill()
                 if claimed and len(claimed) == wanted:
                     continue  # there may be more due right now
-                await self._sleep(stop)
+                # Only a claim that came back short says the queue has nothing due; a full
+                # worker just waits for a slot.
+                await self._sleep(stop, look_ahead=wanted > 0)
         finally:
             await self._shutdown()
             renewer.cancel()
@@ -152,8 +171,28 @@ class Worker:
                 await renewer
 
     def _room(self) -> int:
-        """How many tasks to claim now: the free slots plus room in the ready buffer."""
+        """How many tasks there is room for: the free slots plus room in the ready buffer
+        (none while more outcomes wait for their commit than one batch holds)."""
+        if len(self._recording) >= self._attempts.max_batch:
+            return 0
         return self.concurrency - len(self._running) + self.prefetch - len(self._ready)
+
+    def _adapt(self, wanted: int, claimed: int) -> None:
+        """Size the buffer after a claim: doubled when it came back full while slots sat
+        idle waiting for it (handlers outrun the claims); back to a slot's worth when it came
+        back short (the queue has run dry, so a burst starts with small claims again)."""
+        if claimed < wanted:
+            self.prefetch = self.concurrency
+        elif claimed and not self._ready and len(self._running) < self.concurrency:
+            self.prefetch = min(MAX_PREFETCH, max(self.prefetch * 2, self.concurrency))
+
+    def _wanted(self) -> int:
+        """How many tasks to claim now: all there is room for once the buffer is half empty
+        (or a slot would idle), so claims are few and large rather than one per freed slot."""
+        room = self._room()
+        if self._ready and len(self._running) >= self.concurrency and room < self.prefetch // 2:
+            return 0
+        return room
 
     def _fill(self) -> None:
         while self._ready and len(self._running) < self.concurrency:
@@ -171,9 +210,9 @@ class Worker:
             _log.warning("claiming tasks failed", error=_describe(exc))
             return []
 
-    async def _sleep(self, stop: asyncio.Event) -> None:
+    async def _sleep(self, stop: asyncio.Event, look_ahead: bool) -> None:
         timeout = self.poll_seconds
-        if self._room() > 0:
+        if look_ahead:
             with contextlib.suppress(Exception):
                 due = await anyio.to_thread.run_sync(self.queue.next_due, list(self.handlers))
                 if due is not None:
@@ -191,8 +230,20 @@ class Worker:
         run.add_done_callback(lambda _: self._finished(task.id))
 
     def _finished(self, task_id: int) -> None:
-        self._running.pop(task_id, None)
-        # A slot is free: start a claimed task in it now; the loop refills the buffer.
+        self._recording.pop(task_id, None)
+        self._vacate(task_id)
+        # Its outcome is committed: a retry's due time, or tasks that waited for it, may now
+        # be there to claim.
+        self._wake.set()
+
+    def _vacate(self, task_id: int) -> None:
+        """The handler of ``task_id`` is done: its slot is free."""
+        entry = self._running.pop(task_id, None)
+        if entry is None:
+            return
+        if not entry[1].done():
+            self._recording[task_id] = entry
+        # Start a claimed task in the slot now; the loop refills the buffer.
         self._fill()
         self._wake.set()
 
@@ -218,7 +269,9 @@ class Worker:
         clock = asyncio.get_running_loop().time
         started = clock()
         try:
-            await asyncio.wait_for(handler(task.event, context), timeout)
+            # A timeout scope, not wait_for: no second asyncio task per run.
+            async with asyncio.timeout(timeout):
+                await handler(task.event, context)
         except RetryLater as signal:
             reason = f"retry requested: {signal.reason}"
             await self._retry(task, reason, log, signal.delay, ran=clock() - started)
@@ -278,6 +331,7 @@ class Worker:
         meter = self._meters.get(task.handler)
         if meter is not None:
             meter.attempt(outcome, ran)
+        self._vacate(task.id)
         try:
             kept = await self._attempts.write(attempt_result(task, outcome, error, run_at))
         except Exception as exc:
@@ -309,6 +363,7 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             held = [(t.id, t.attempt) for t, _ in self._running.values()]
+            held += [(t.id, t.attempt) for t, _ in self._recording.values()]
             held += [(t.id, t.attempt) for t in self._ready]
             if held:
                 with contextlib.suppress(Exception):
@@ -329,21 +384,23 @@ class Worker:
         # Claimed but not started: back to the queue at once, for other workers.
         unstarted = list(self._ready)
         self._ready.clear()
-        for task in unstarted:
-            with contextlib.suppress(Exception):
-                await anyio.to_thread.run_sync(self.queue.release, task, _now())
-        if not self._running:
+        await self._release(unstarted)
+        active = {**self._running, **self._recording}
+        if not active:
             return
         _log.info("worker stopping", running=len(self._running), grace_seconds=self.grace_seconds)
-        runs = [run for _, run in self._running.values()]
+        runs = [run for _, run in active.values()]
         _done, late = await asyncio.wait(runs, timeout=self.grace_seconds)
-        leftovers = [task for task, run in list(self._running.values()) if run in late]
+        leftovers = [task for task, run in active.values() if run in late]
         for run in late:
             run.cancel()
         await asyncio.gather(*late, return_exceptions=True)
         await self._attempts.drain()
-        for task in leftovers:
-            with contextlib.suppress(Exception):
-                await anyio.to_thread.run_sync(self.queue.release, task, _now())
+        await self._release(leftovers)
         if leftovers:
             _log.warning("released unfinished tasks", count=len(leftovers))
+
+    async def _release(self, tasks: Sequence[ClaimedTask]) -> None:
+        if tasks:
+            with contextlib.suppress(Exception):
+                await anyio.to_thread.run_sync(self.queue.release_many, tasks, _now())

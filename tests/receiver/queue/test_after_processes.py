@@ -20,6 +20,7 @@ from handlers import HandlerContext, JobEvent, PermanentFailure
 from receiver.intake.recorder import Subscription
 from tests.support.database import record_completed, scratch_postgres_engine
 from tests.support.processes import framehook_env
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 JOBS = 300
@@ -106,10 +107,14 @@ def test_four_workers_keep_the_order_for_every_job(
     """300 jobs, 4 worker processes: second runs once per job, always after first ended
     (a fifth of the firsts die, and their seconds still run), and not all in one process."""
     url, engine = queue_db
-    enqueue(engine, JOBS)
     runs = tmp_path / "runs.txt"
     workers = [start_worker(url, runs, tmp_path) for _ in range(4)]
     try:
+        # Queued once every worker runs (and so handles SIGTERM): the work can end quicker
+        # than a process starts.
+        logs = list(tmp_path.glob("worker-*.log"))
+        wait_until(lambda: all("worker started" in log.read_text() for log in logs), 60)
+        enqueue(engine, JOBS)
         deadline = time.monotonic() + 120
         while ended(engine) != 2 * JOBS:
             assert time.monotonic() < deadline, f"{ended(engine)} of {2 * JOBS} tasks ended"
