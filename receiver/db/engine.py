@@ -24,6 +24,7 @@ from receiver.errors import ConfigurationError
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "CACHE_KIB",
     "IMMEDIATE",
     "WAL_SIZE_LIMIT",
     "create_db_engine",
@@ -40,6 +41,14 @@ IMMEDIATE: dict[str, Any] = {"sqlite_begin": "IMMEDIATE"}
 
 BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite connection waits for another process's lock before failing."""
+
+CACHE_KIB = 65_536
+"""Each SQLite connection's page cache (64 MiB, against SQLite's 2 MB default), an upper bound
+reached only by a connection that reads that many pages. Job ids and dedupe keys are random, so
+each delivery inserts at a random place in four indexes (the ledger's and the jobs' keys,
+deliveries and tasks by job); with millions of rows the inner pages of those trees alone are
+tens of MB, and with 2 MB each insert read them again from the OS, inside the write lock.
+Measured at 5M prior deliveries: 39 KB read per delivery, 24 KB with this cache."""
 
 WAL_SIZE_LIMIT = 4 * 1_048_576
 """The SQLite WAL's size limit (4 MiB): ``journal_size_limit`` cuts a reset WAL back to it, and
@@ -99,6 +108,7 @@ def _sqlite_engine(url: URL, pool_size: int) -> Engine:
         cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

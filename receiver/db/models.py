@@ -130,6 +130,13 @@ class Delivery(SQLModel, table=True):
             postgresql_where=text("lora_id IS NOT NULL"),
             sqlite_where=text("lora_id IS NOT NULL"),
         ),
+        # The rows a prune has still to look at (migration 0012): a pruned body leaves it.
+        Index(
+            "ix_deliveries_unpruned",
+            "id",
+            postgresql_where=text("body IS NOT NULL"),
+            sqlite_where=text("body IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(_BigId, primary_key=True))

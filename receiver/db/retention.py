@@ -7,12 +7,16 @@ stay until someone replays them; succeeded and superseded ones go with their att
 
 A prune works in bounded batches, each its own short write transaction: on SQLite there is one
 writer, and a prune of millions of rows in one transaction (144 s for 5M deliveries) kept the
-intake from committing for its whole length, so webhooks got 503s. Each batch walks the next
-``batch_rows`` rows by primary key (ids grow, so a window is an index range and nothing
-already handled is read again), reads them outside any write lock, and writes only when the
-window holds something to prune; between writes it pauses about as long as the write took, so
-the prune has about half of the writer's time at most. A prune stopped between batches keeps
-what it did.
+intake from committing for its whole length, so webhooks got 503s. Each batch reads the next
+``batch_rows`` candidates in id order, outside any write lock, and writes only when the window
+holds something to prune; between writes it pauses about as long as the write took, so the
+prune has about half of the writer's time at most. A prune stopped between batches keeps what
+it did.
+
+A periodic prune costs what it prunes, not what it pruned before: deliveries stay as rows, so
+their windows come from ``ix_deliveries_unpruned`` (the rows that still hold a body), and
+pruned tasks are gone from ``tasks``. Walking the primary key instead, every prune reread all
+of history (at 5M deliveries, 5,000 reads before it reached a body to drop).
 """
 
 from __future__ import annotations
@@ -114,41 +118,38 @@ def _body_batches(engine: Engine, cutoff: datetime, rows: int) -> Iterator[tuple
     d, t = _deliveries, _tasks
     last = 0
     while True:
-        window = (
-            select(d.c.id, d.c.received_at, d.c.body.is_not(None).label("has_body"))
-            .where(d.c.id > last)
+        # The next rows that still hold a body, from ix_deliveries_unpruned: pruned rows have
+        # left it, so a prune reads only what it may prune (and the few kept bodies).
+        ids = (
+            select(d.c.id)
+            .where(d.c.body.is_not(None), d.c.id > last)
             .order_by(d.c.id)
             .limit(rows)
-            .subquery()
+            .correlate(None)  # a list of ids of its own, also inside the UPDATE of deliveries
         )
-        old_body = case((window.c.has_body & (window.c.received_at < cutoff), 1), else_=0)
+        window = select(d.c.id, d.c.received_at).where(d.c.id.in_(ids)).subquery()
         with engine.connect() as connection:
-            end, earliest, candidates = connection.execute(
-                select(func.max(window.c.id), func.min(window.c.received_at), func.sum(old_body))
+            end, earliest = connection.execute(
+                select(func.max(window.c.id), func.min(window.c.received_at))
             ).one()
         if end is None or earliest >= cutoff:
-            # The end of the table, or a window received entirely after the cutoff: ids grow
-            # with time, so no later window holds anything old.
+            # No body left, or a window received entirely after the cutoff: ids grow with
+            # time, so no later window holds anything old.
             return
-        if not candidates:
-            yield _NOTHING, 0.0
-        else:
-            # Tasks that may still run (a dead one, once replayed), so their bodies stay.
-            running = exists().where(t.c.delivery_id == d.c.id, t.c.status.in_(_KEEPS_BODY))
-            started = time.monotonic()
-            with writing(engine) as connection:
-                count = connection.execute(
-                    update(d)
-                    .where(
-                        d.c.id > last,
-                        d.c.id <= end,
-                        d.c.received_at < cutoff,
-                        d.c.body.is_not(None),
-                        ~running,
-                    )
-                    .values(body=None)
-                ).rowcount
-            yield Pruned(count, 0, 0), time.monotonic() - started
+        # Tasks that may still run (a dead one, once replayed), so their bodies stay.
+        running = exists().where(t.c.delivery_id == d.c.id, t.c.status.in_(_KEEPS_BODY))
+        started = time.monotonic()
+        with writing(engine) as connection:
+            count = connection.execute(
+                update(d)
+                .where(
+                    d.c.id.in_(ids.where(d.c.id <= end)),
+                    d.c.received_at < cutoff,
+                    ~running,
+                )
+                .values(body=None)
+            ).rowcount
+        yield Pruned(count, 0, 0), time.monotonic() - started
         last = end
 
 

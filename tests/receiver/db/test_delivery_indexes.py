@@ -98,4 +98,5 @@ def test_no_index_on_the_dedupe_key(db: Engine) -> None:
         "ix_deliveries_lora_id",
         "ix_deliveries_outcome",
         "ix_deliveries_received_at",
+        "ix_deliveries_unpruned",
     }

@@ -52,7 +52,7 @@ def test_any_batch_size_prunes_exactly_the_old_finished_history(
     _history(db)
     assert prune(db, MONTH, batch_rows=batch_rows) == Pruned(bodies=21, tasks=21, attempts=21)
     assert _bodies_left(db) == {*STILL_NEEDED, *range(26, 31)}
-    statuses = rows(db, "SELECT delivery_id, status FROM tasks WHERE job_id LIKE 'history%'")
+    statuses = rows(db, "SELECT delivery_id, status FROM tasks WHERE job_id LIKE '%-history'")
     assert {r.delivery_id: r.status for r in statuses} == STILL_NEEDED
     assert len(rows(db, "SELECT id FROM task_attempts")) == 4 + 5
     assert prune(db, MONTH, batch_rows=batch_rows) == Pruned(0, 0, 0)

@@ -2,40 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, text
 
 from receiver.credits import credit_totals
-from receiver.db.engine import create_db_engine
 from receiver.db.schema import current_revision, head_revision, upgrade
-from tests.support.database import postgres_admin, rows
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An engine on a database with no schema at all: SQLite, then a scratch PostgreSQL one."""
-    if request.param == "sqlite":
-        engine = create_db_engine(f"sqlite:///{tmp_path / 'framehook.db'}")
-        yield engine
-        engine.dispose()
-        return
-    admin = postgres_admin(request.getfixturevalue("postgres_server_url"))
-    name = f"framehook_mig_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_db_engine(admin.url.set(database=name).render_as_string(hide_password=False))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+from tests.support.database import rows
 
 
 def test_jobs_recorded_before_the_upgrade_are_real_jobs(empty_engine: Engine) -> None:
