@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -55,12 +55,14 @@ __all__ = [
     "choose_generator",
     "clean_environment",
     "cpu_times",
+    "each_round",
     "finish",
     "framehook_command",
     "framehook_env",
     "framehook_serve",
     "framehook_worker",
     "free_port",
+    "measure_server",
     "measure_servers",
     "migrate",
     "noting_failures",
@@ -72,6 +74,7 @@ __all__ = [
     "run_wrk",
     "taskset",
     "terminate",
+    "uvicorn_server",
     "wait_for_log",
     "whole_seconds",
 ]
@@ -83,6 +86,9 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # answers 503 after 10 s (intake timeout), so anything near this is already far outside any
 # latency target.
 REQUEST_TIMEOUT_S = 5.0
+
+_Case = TypeVar("_Case")
+_Run = TypeVar("_Run")
 
 
 # --------------------------------------------------------------------------- environment
@@ -280,11 +286,19 @@ def framehook_worker(
 def bare_server(name: str, workdir: Path, api_key: str, *, cpu: int | None = None) -> Server:
     """bench/bare_app.py under uvicorn with the options ``framehook serve`` passes to uvicorn
     (not started)."""
-    port = free_port()
     env = clean_environment() | {"APIFRAME_API_KEY": api_key}
+    return uvicorn_server(name, workdir, "bench.bare_app:app", env, cpu=cpu)
+
+
+def uvicorn_server(
+    name: str, workdir: Path, app: str, env: dict[str, str], *, cpu: int | None = None
+) -> Server:
+    """The ASGI ``app`` (``module:attribute``) under uvicorn with the options ``framehook
+    serve`` passes to uvicorn (not started): the baselines are served as framehook is."""
+    port = free_port()
     argv = [
         *taskset(cpu),
-        sys.executable, "-m", "uvicorn", "bench.bare_app:app",
+        sys.executable, "-m", "uvicorn", app,
         "--app-dir", str(ROOT),
         "--host", "127.0.0.1", "--port", str(port),
         "--no-access-log", "--log-level", "warning",
@@ -721,9 +735,11 @@ def measure_servers(
     generator: Generator,
     warmup: Replay,
     seconds: float,
+    before_stop: Callable[[], None] | None = None,
 ) -> Measurement:
     """Start ``servers``, warm them up with ``warmup`` (none if it lasts 0 s), measure for
-    ``seconds`` and stop them, whatever happens."""
+    ``seconds``, call ``before_stop`` (while they still run: a worker's backlog to wait for)
+    and stop them, whatever happens."""
     try:
         for server in servers:
             server.start()
@@ -743,10 +759,47 @@ def measure_servers(
         server_cpu = (sum(s.cpu_seconds() for s in servers) - cpu_before) / measured.duration_s
         for server in servers:
             server.check_alive()
+        if before_stop is not None:
+            before_stop()
     finally:
         for server in servers:
             server.stop()
     return Measurement(warm, measured, position, server_cpu, machine)
+
+
+def measure_server(
+    server: Server,
+    probes: Sequence[tuple[str, int]],
+    generator: Generator,
+    data: Path,
+    args: argparse.Namespace,
+    cpus: CpuPlan,
+    workdir: Path,
+    *,
+    collect_ids: bool = False,
+) -> Measurement:
+    """The closed-loop load on one server: started, warmed up for ``args.warmup`` seconds and
+    measured for ``args.duration``, ``args.connections`` at once replaying ``data`` from its
+    start (the generator on ``cpus.generator``), then stopped."""
+    warmup = Replay(
+        [server.port], data, 0, args.warmup, args.connections, workdir, "warmup",
+        cpu=cpus.generator, collect_ids=collect_ids,
+    )  # fmt: skip
+    return measure_servers([server], probes, generator, warmup, args.duration)
+
+
+def each_round(
+    rounds: int, cases: Sequence[_Case], measure: Callable[[_Case, int], _Run], broken: list[str]
+) -> list[_Run]:
+    """``measure(case, round)`` for each case in turn, ``rounds`` times over: the runs made.
+    What ends the run early is noted in ``broken`` (``noting_failures``; SIGTERM ends the
+    benchmark at once), keeping the runs made until then."""
+    runs: list[_Run] = []
+    with noting_failures(broken, sigterm=False):
+        for round_no in range(1, rounds + 1):
+            for case in cases:
+                runs.append(measure(case, round_no))
+    return runs
 
 
 # --------------------------------------------------------------------------- the run

@@ -1,13 +1,19 @@
-"""Acknowledgement throughput: framehook's receiver against a bare signature-checking endpoint.
+"""Acknowledgement throughput: framehook's receiver against two baselines.
 
-One run starts each server in turn (bare, then framehook; ``--rounds`` repeats the pair), the
-server pinned to one CPU and the load generator to the other, replays the *same* pre-signed,
-Apiframe-like deliveries against both, and prints requests/s, p50/p99 latency and the ratio
-framehook/bare. Targets: ratio >= 0.5 with default SQLite durability, framehook p99 <= 25 ms.
+* ``bare``: a Starlette endpoint that only checks the signature (``bench/bare_app.py``);
+* ``naive``: what a user would write instead, Starlette + SQLModel with a session and a commit
+  per request and framehook's SQLite durability (``bench/naive_app.py``).
+
+Each round starts each server in turn (bare, naive, framehook), the server pinned to one CPU
+and the load generator to the other, replays the *same* pre-signed, Apiframe-like deliveries
+against each, and prints requests/s, p50/p99 latency and the ratios framehook/bare and
+framehook/naive (min/median/max over ``--rounds``, each round's servers paired). Targets:
+framehook/bare >= 0.5 with default SQLite durability, framehook p99 <= 25 ms.
 
 Exit status: 0 when the run is sound, whether or not the targets are met (it is a measurement);
 1 when it is broken: a server did not start, a request failed (non-2xx, timeout, socket error)
-or an acknowledged delivery is missing from framehook's database; 2 for unusable arguments.
+or an acknowledged delivery is missing from framehook's (or the naive receiver's) database; 2 for
+unusable arguments.
 
 Usage::
 
@@ -40,11 +46,11 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack, closing
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 
@@ -59,25 +65,83 @@ from bench._harness import (
     bare_server,
     bench_api_key,
     choose_generator,
+    clean_environment,
+    each_round,
     finish,
     framehook_env,
     framehook_serve,
-    measure_servers,
-    noting_failures,
+    measure_server,
     plan_cpus,
     print_table,
     terminate,
+    uvicorn_server,
     whole_seconds,
 )
 from bench._workload import Signed, prepare_workload, read_deliveries
 
+SERVERS = ("bare", "naive", "framehook")
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
 # Above this share of its CPU the load generator, not the server, is probably the bottleneck.
 SATURATED_GENERATOR = 0.9
 
+_T = TypeVar("_T")
+
 
 # --------------------------------------------------------------------------- the httpx generator
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a Python generator's requests came to (``openloop.py``'s generator too)."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds, of answered requests
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    acked: list[str] = field(default_factory=list)  # every 2xx's X-Request-Id
+
+    async def post(self, client: httpx.AsyncClient, url: str, d: Signed, since: float) -> None:
+        """Send ``d``; its latency counts from ``since`` (a ``time.perf_counter()``)."""
+        try:
+            answer = await client.post(url, content=d.body, headers=d.headers())
+        except httpx.TimeoutException:
+            self.errors["timeout"] += 1
+            return
+        except httpx.TransportError:
+            self.errors["socket"] += 1
+            return
+        self.latencies.append(time.perf_counter() - since)
+        self.statuses[answer.status_code] += 1
+        request_id = answer.headers.get("x-request-id")
+        if 200 <= answer.status_code < 300 and request_id:
+            self.acked.append(request_id)
+
+
+async def open_clients(stack: AsyncExitStack, count: int) -> list[httpx.AsyncClient]:
+    """``count`` single-connection clients, closed with ``stack``."""
+    # One connection per client: a shared httpcore pool rescans all of its connections on
+    # every request, which costs more CPU than the requests themselves.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    # The URL is plain http, but every client would still load the CA bundle: share one.
+    tls = ssl.create_default_context()
+    return [
+        await stack.enter_async_context(
+            httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT_S, trust_env=False, verify=tls)
+        )
+        for _ in range(count)
+    ]
+
+
+def run_pinned(cpu: int | None, main: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``main`` in this (generator child) process pinned to ``cpu``, on uvloop if present."""
+    # A process of its own, so the client never competes with the harness for the GIL.
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        import uvloop  # uvicorn[standard] brings it; it makes this client about 40% faster
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 async def _httpx_drive(
@@ -85,16 +149,8 @@ async def _httpx_drive(
 ) -> LoadResult:
     position = start
     sent = 0
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
-    errors: Counter[str] = Counter()
-    acked: list[str] = []
+    tally = Tally()
     n = len(deliveries)
-    # One single-connection client per worker: a shared httpcore pool rescans all of its
-    # connections on every request, which costs more CPU than the requests themselves.
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    # The URL is plain http, but every client would still load the CA bundle: share one.
-    tls = ssl.create_default_context()
 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal position, sent
@@ -104,59 +160,27 @@ async def _httpx_drive(
             d = deliveries[position % n]
             position += 1
             sent += 1
-            headers = {
-                "Content-Type": "application/json",
-                "X-Webhook-Signature": d.signature,
-                "X-Webhook-Event": d.event,
-            }
-            t0 = time.perf_counter()
-            try:
-                answer = await client.post(url, content=d.body, headers=headers)
-            except httpx.TimeoutException:
-                errors["timeout"] += 1
-                continue
-            except httpx.TransportError:
-                errors["socket"] += 1
-                continue
-            latencies.append(time.perf_counter() - t0)
-            statuses[answer.status_code] += 1
-            request_id = answer.headers.get("x-request-id")
-            if 200 <= answer.status_code < 300 and request_id:
-                acked.append(request_id)
+            await tally.post(client, url, d, time.perf_counter())
 
     async with AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(
-                    limits=limits, timeout=REQUEST_TIMEOUT_S, trust_env=False, verify=tls
-                )
-            )
-            for _ in range(connections)
-        ]
+        clients = await open_clients(stack, connections)
         began = time.perf_counter()
         cpu_began = time.process_time()
         deadline = began + seconds
         await asyncio.gather(*(worker(client) for client in clients))
         elapsed = time.perf_counter() - began
         cpu = time.process_time() - cpu_began
-    latencies.sort()
+    tally.latencies.sort()
     return LoadResult.from_latencies(
-        "httpx", elapsed, sent, statuses, errors, latencies, cpu, acked_ids=acked
+        "httpx", elapsed, sent, tally.statuses, tally.errors, tally.latencies, cpu, tally.acked
     )
 
 
 def _httpx_child(
     url: str, data: str, start: int, seconds: float, connections: int, cpu: int | None
 ) -> LoadResult:
-    # Runs in its own process so the client never competes with the harness for the GIL.
-    if cpu is not None:
-        os.sched_setaffinity(0, {cpu})
-    drive = _httpx_drive(url, read_deliveries(Path(data)), start, seconds, connections)
-    try:
-        import uvloop  # uvicorn[standard] brings it; it makes this client about 40% faster
-    except ImportError:
-        return asyncio.run(drive)
-    return uvloop.run(drive)
+    deliveries = read_deliveries(Path(data))
+    return run_pinned(cpu, _httpx_drive(url, deliveries, start, seconds, connections))
 
 
 def run_httpx(replay: Replay) -> LoadResult:
@@ -249,6 +273,18 @@ def check_store(db: Path, results: Sequence[LoadResult]) -> StoreCheck:
     return StoreCheck(rows, acked, len(ids), unanswered, missing, not problems, "; ".join(problems))
 
 
+def check_naive_store(db: Path, results: Sequence[LoadResult]) -> StoreCheck:
+    """The naive receiver answers 202 only once its commit is done (200 for a repeat): its rows
+    must be the 202s, plus at most the requests sent but never answered."""
+    acked = sum(r.statuses.get(202, 0) for r in results)
+    unanswered = sum(r.unanswered for r in results)
+    with closing(sqlite3.connect(db)) as connection:
+        rows = connection.execute("SELECT count(*) FROM naive_deliveries").fetchone()[0]
+    ok = acked <= rows <= acked + unanswered
+    note = "" if ok else f"{rows} rows for {acked} 202 answers (+{unanswered} unanswered)"
+    return StoreCheck(rows, acked, acked, unanswered, 0, ok, note)
+
+
 def measure(
     kind: str,
     round_no: int,
@@ -269,18 +305,23 @@ def measure(
         )
         server = framehook_serve(kind, workdir, env, worker=not args.no_worker, cpu=cpus.server)
         probes = [("/healthz", 200), ("/readyz", 200)]
+    elif kind == "naive":
+        env = clean_environment() | {
+            "APIFRAME_API_KEY": api_key,
+            "NAIVE_DATABASE_URL": f"sqlite:///{workdir / 'naive.db'}",
+        }
+        server = uvicorn_server(kind, workdir, "bench.naive_app:app", env, cpu=cpus.server)
+        probes = [(ROUTE, 405)]
     else:
         server = bare_server(kind, workdir, api_key, cpu=cpus.server)
         probes = [(ROUTE, 405)]  # a GET reaching the POST-only route: the app is serving
-    warmup = Replay(
-        [server.port], data, 0, args.warmup, args.connections, workdir, "warmup",
-        cpu=cpus.generator, collect_ids=True,
-    )  # fmt: skip
-    m = measure_servers([server], probes, generator, warmup, args.duration)
+    m = measure_server(server, probes, generator, data, args, cpus, workdir, collect_ids=True)
     run = Run(kind, round_no, m.measured, m.warmup, m.server_cpu, m.position + m.measured.sent)
+    results = [r for r in (m.warmup, m.measured) if r is not None]
     if kind == "framehook":
-        results = [r for r in (m.warmup, m.measured) if r is not None]
         run.store = check_store(workdir / "fh.db", results)
+    elif kind == "naive":
+        run.store = check_naive_store(workdir / "naive.db", results)
     return run
 
 
@@ -308,20 +349,25 @@ def _row(run: Run) -> tuple[object, ...]:
     )  # fmt: skip
 
 
+def request_failures(results: Sequence[LoadResult | None]) -> str | None:
+    """What went wrong with the requests of ``results`` (None: nothing; None results skipped)."""
+    ran = [r for r in results if r is not None]
+    bad = sum(r.non_2xx for r in ran)
+    failed = sum(r.errors for r in ran)
+    if not (bad or failed):
+        return None
+    statuses: Counter[int] = Counter()
+    for r in ran:
+        statuses.update(r.statuses)
+    return f"{bad} non-2xx answers, {failed} timeouts/socket errors (statuses {dict(statuses)})"
+
+
 def _notes(runs: Sequence[Run], count: int, broken: list[str]) -> None:
     """The notes under the table; what they find broken goes to ``broken``."""
     for run in runs:
-        results = [r for r in (run.warmup, run.measured) if r is not None]
-        bad = sum(r.non_2xx for r in results)
-        failed = sum(r.errors for r in results)
-        if bad or failed:
-            statuses: Counter[int] = Counter()
-            for r in results:
-                statuses.update(r.statuses)
-            broken.append(
-                f"{run.server} round {run.round}: {bad} non-2xx answers, {failed} timeouts/"
-                f"socket errors (statuses {dict(statuses)})"
-            )
+        failures = request_failures([run.warmup, run.measured])
+        if failures:
+            broken.append(f"{run.server} round {run.round}: {failures}")
         if run.end_position > count:
             print(f"note: {run.server} round {run.round} wrapped around the workload (duplicates)")
         if run.measured.generator_cpu >= SATURATED_GENERATOR:
@@ -331,32 +377,68 @@ def _notes(runs: Sequence[Run], count: int, broken: list[str]) -> None:
             )
         if run.store is not None:
             s = run.store
+            found = f"ids found: {s.acked_ids - s.missing}/{s.acked_ids}; "
             print(
-                f"store check round {run.round}: deliveries rows = {s.rows}, 2xx acknowledged = "
-                f"{s.acked} (ids found: {s.acked_ids - s.missing}/{s.acked_ids}; "
+                f"{run.server} store check round {run.round}: deliveries rows = {s.rows}, "
+                f"{'202' if run.server == 'naive' else '2xx'} acknowledged = {s.acked} "
+                f"({found if run.server == 'framehook' else ''}"
                 f"{s.unanswered} sent but unanswered at stop): {'ok' if s.ok else 'MISMATCH'}"
             )
             if not s.ok:
-                broken.append(f"store check round {run.round}: {s.note}")
+                broken.append(f"{run.server} store check round {run.round}: {s.note}")
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """min/median/max of ``values`` (rounded for the report)."""
+    return {
+        "min": round(min(values), 4),
+        "median": round(statistics.median(values), 4),
+        "max": round(max(values), 4),
+    }
+
+
+def _ratios(runs: Sequence[Run], baseline: str) -> list[float]:
+    """framehook's requests/s over ``baseline``'s, one ratio a round that measured both."""
+    rps = {(r.server, r.round): r.measured.rps for r in runs}
+    rounds = sorted({r.round for r in runs})
+    return [
+        rps[("framehook", n)] / rps[(baseline, n)]
+        for n in rounds
+        if rps.get(("framehook", n)) and rps.get((baseline, n))
+    ]
 
 
 def _summary(runs: Sequence[Run]) -> dict[str, Any]:
-    """The ratio and the p99 against their targets, printed; empty without both servers."""
-    bare = [r.measured.rps for r in runs if r.server == "bare"]
+    """The ratios (min/median/max over rounds) and the p99 against their targets, printed;
+    empty without framehook and the bare endpoint."""
     framehook = [r for r in runs if r.server == "framehook"]
-    if not (bare and framehook):
+    ratios = {baseline: _ratios(runs, baseline) for baseline in ("bare", "naive")}
+    if not (framehook and ratios["bare"]):
         return {}
-    ratio = statistics.median(r.measured.rps for r in framehook) / statistics.median(bare)
+    for baseline, values in ratios.items():
+        if values:
+            seen = spread(values)
+            print(
+                f"ratio framehook/{baseline} = {seen['median']:.2f} (min {seen['min']:.2f}, "
+                f"max {seen['max']:.2f} over {len(values)} round(s))"
+            )
+    ratio = statistics.median(ratios["bare"])
     # The worst p99 across rounds: a target on tail latency should not be averaged away.
     p99 = max(r.measured.p99_ms for r in framehook)
     ratio_met, p99_met = ratio >= TARGET_RATIO, p99 <= TARGET_P99_MS
-    print(f"ratio framehook/bare = {ratio:.2f}")
-    print(f"target ratio >= {TARGET_RATIO}: {'met' if ratio_met else 'NOT met'}")
+    print(f"target ratio framehook/bare >= {TARGET_RATIO}: {'met' if ratio_met else 'NOT met'}")
     print(
         f"target framehook p99 <= {TARGET_P99_MS:g} ms: {p99:.2f} ms, "
         f"{'met' if p99_met else 'NOT met'}"
     )
-    return {"ratio": round(ratio, 4), "ratio_met": ratio_met, "p99_ms": p99, "p99_met": p99_met}
+    return {
+        "ratio": round(ratio, 4),
+        "ratio_met": ratio_met,
+        "p99_ms": p99,
+        "p99_met": p99_met,
+        "ratio_bare": spread(ratios["bare"]),
+        "ratio_naive": spread(ratios["naive"]) if ratios["naive"] else None,
+    }
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -367,7 +449,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per server")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
     parser.add_argument("--generator", choices=("auto", "wrk", "httpx"), default="auto")
-    parser.add_argument("--rounds", type=int, default=1, help="bare+framehook pairs to run")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of bare, naive and framehook to run"
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write results")
     parser.add_argument("--seed", type=int, default=1, help="workload seed")
     parser.add_argument(
@@ -414,13 +498,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"generator: {generator_name}, {args.connections} connections; {cpus.note}; "
         f"warm-up {args.warmup:g} s + {args.duration:g} s per server, {args.rounds} round(s)"
     )
-    runs: list[Run] = []
     broken: list[str] = []
-    # SIGTERM ends this benchmark at once (exit status 143), without the report.
-    with noting_failures(broken, sigterm=False):
-        for round_no in range(1, args.rounds + 1):
-            for kind in ("bare", "framehook"):
-                runs.append(measure(kind, round_no, generator, args, data, api_key, cpus, scratch))
+    runs = each_round(
+        args.rounds,
+        SERVERS,
+        lambda kind, n: measure(kind, n, generator, args, data, api_key, cpus, scratch),
+        broken,
+    )
     print()
     print_table([_row(run) for run in runs], COLUMNS)
     print()

@@ -8,9 +8,12 @@ measured 0.85x the empty throughput and a doubled p99 at 5M on SQLite.
 
 Prior history is made with SQL (``fill_history``): deliveries with raw bodies, their jobs and
 ledger entries, a succeeded task and an attempt each, in a few ``INSERT ... SELECT``
-statements (a recursive CTE on SQLite, ``generate_series`` on PostgreSQL): a million in
-seconds, where sending them would take an hour. The prune test
-(``tests/system/test_prune_under_load.py``) uses it too.
+statements (a recursive CTE on SQLite, ``generate_series`` on PostgreSQL), where sending
+them would take hours. Their job ids and dedupe keys are scattered over the key space, as
+Apiframe's UUIDs are, so the intake's new keys land among the old ones in the indexes: that is
+what history costs (with keys that all sorted after the new ones, as a first version had, the
+old pages were never touched). 5M took ~10 min on a 2-core machine; ``--reuse DIR`` keeps
+each size's filled database for the next run. The prune tests use it too.
 
 Exit status: 0 when the run is sound (a measurement: no target is enforced); 1 when it is
 broken (a server did not start, a request failed); 2 for unusable arguments.
@@ -19,6 +22,7 @@ Usage::
 
     .venv/bin/python bench/history.py [--sizes 0,1000000] [--duration 10] [--warmup 2]
         [--connections 32] [--generator auto|wrk|httpx] [--rounds 1] [--json PATH] [--keep]
+        [--reuse DIR]
 """
 
 # Imports follow the sys.path entry below, which they need.
@@ -36,6 +40,7 @@ if str(ROOT) not in sys.path:
 
 import argparse
 import math
+import shutil
 import signal
 import statistics
 import tempfile
@@ -50,15 +55,14 @@ from sqlalchemy import Engine, bindparam, text
 from bench._harness import (
     Column,
     LoadResult,
-    Replay,
     bench_api_key,
     choose_generator,
+    each_round,
     finish,
     framehook_env,
     framehook_serve,
-    measure_servers,
+    measure_server,
     migrate,
-    noting_failures,
     plan_cpus,
     print_table,
     terminate,
@@ -66,6 +70,7 @@ from bench._harness import (
 )
 from bench._workload import prepare_workload
 from bench.ack import run_httpx
+from receiver.db.checkpoints import Checkpointer
 from receiver.db.engine import create_db_engine, writing
 from receiver.db.models import UTCDateTime
 
@@ -91,6 +96,16 @@ def _numbers(engine: Engine) -> str:
     return "WITH n(i) AS (SELECT generate_series(CAST(:first AS bigint), CAST(:last AS bigint))) "
 
 
+def _scattered(engine: Engine) -> str:
+    """SQL for 8 hex digits that scatter with ``i`` (Knuth's multiplicative hash, one-to-one
+    below 2**32): job ids that, like Apiframe's UUIDs, land all over the jobs and ledger
+    indexes, so new ones are inserted among the old rather than all after them."""
+    hashed = "(i * 2654435761) % 4294967296"
+    if engine.dialect.name == "sqlite":
+        return f"printf('%08x', {hashed})"
+    return f"lpad(to_hex({hashed}), 8, '0')"
+
+
 def fill_history(
     engine: Engine, deliveries: int, at: datetime, prefix: str = "history", *, jobs: bool = True
 ) -> None:
@@ -102,12 +117,13 @@ def fill_history(
         engine: a migrated framehook database.
         deliveries: how many.
         at: when they were received and their tasks finished (timezone-aware).
-        prefix: makes their request and job ids unique to this call.
+        prefix: makes their request ids unique to this call, and ends their job ids.
         jobs: also add the jobs and ledger entries (a prune leaves them alone: without them,
             a prune test's history is made twice as fast).
     """
     numbers = _numbers(engine)
-    false = "0" if engine.dialect.name == "sqlite" else "false"
+    sqlite = engine.dialect.name == "sqlite"
+    false = "0" if sqlite else "false"
     for first in range(1, deliveries + 1, _CHUNK):
         last = min(first + _CHUNK - 1, deliveries)
         with writing(engine) as connection:
@@ -116,9 +132,9 @@ def fill_history(
                 text(
                     numbers + "INSERT INTO deliveries (received_at, source, request_id, job_id, "
                     "event, event_mismatch, outcome, dedupe_key, fingerprint, body) "
-                    f"SELECT :at, 'webhook', :prefix || '-' || i, :prefix || '-job-' || i, "
-                    f"'completed', {false}, 'accepted', :prefix || '-key-' || i, "
-                    ":prefix || '-fp-' || i, :body FROM n"
+                    f"SELECT :at, 'webhook', :prefix || '-' || i, job, 'completed', {false}, "
+                    "'accepted', 'job:' || job || '\\:completed', :prefix || '-fp-' || i, :body "
+                    f"FROM (SELECT i, {_scattered(engine)} || '-' || :prefix AS job FROM n) AS h"
                 ).bindparams(bindparam("at", type_=UTCDateTime())),
                 {"first": first, "last": last, "at": at, "prefix": prefix, "body": BODY},
             )
@@ -157,6 +173,10 @@ def fill_history(
                 ).bindparams(bindparam("at", type_=UTCDateTime())),
                 {"at": at, "mark": task_mark},
             )
+        if sqlite:
+            # framehook leaves checkpoints to its Checkpointer: without one a chunk at a time,
+            # the WAL would grow to the size of the whole history (GBs) before one ran.
+            Checkpointer(engine).checkpoint(truncate=True)
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -195,31 +215,45 @@ def _database_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in files if f.exists()) / 1_000_000
 
 
+def _filled(size: int, workdir: Path, env: dict[str, str], reuse: Path | None) -> Path:
+    """A migrated database holding ``size`` prior deliveries: filled in ``workdir``, or, with
+    ``reuse``, a copy of the one filled there by an earlier run (filled now if none was)."""
+    database = workdir / "fh.db"
+    kept = None if reuse is None else reuse / f"history-{size}.db"
+    if kept is None or not kept.exists():
+        # Filled under another name and renamed when done: an interrupted fill is never reused.
+        target = database if kept is None else kept.with_name(kept.name + ".filling")
+        target.unlink(missing_ok=True)
+        url = f"sqlite:///{target}"
+        migrate(env | {"FRAMEHOOK_DATABASE_URL": url}, workdir)
+        if size:
+            engine = create_db_engine(url)
+            # A day old: history inside the retention window, as a busy receiver holds it.
+            fill_history(engine, size, datetime.now(UTC) - timedelta(days=1))
+            engine.dispose()
+        if kept is not None:
+            target.replace(kept)
+    if kept is not None:
+        migrate(env | {"FRAMEHOOK_DATABASE_URL": f"sqlite:///{kept}"}, workdir)  # a newer schema
+        shutil.copyfile(kept, database)
+    return database
+
+
 def _measure(size: int, round_no: int, args: argparse.Namespace, setup: dict[str, Any]) -> Run:
     workdir: Path = setup["scratch"] / f"history-{size}-{round_no}"
     workdir.mkdir()
-    database = workdir / "fh.db"
-    url = f"sqlite:///{database}"
-    env = framehook_env(setup["api_key"], url, FRAMEHOOK_HANDLERS="download")
-    migrate(env, workdir)
+    env = framehook_env(setup["api_key"], f"sqlite:///{workdir / 'fh.db'}")
+    env["FRAMEHOOK_HANDLERS"] = "download"
     began = time.monotonic()
-    if size:
-        engine = create_db_engine(url)
-        # A day old: history inside the retention window, as a busy receiver holds it.
-        fill_history(engine, size, datetime.now(UTC) - timedelta(days=1))
-        with engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        engine.dispose()
+    database = _filled(size, workdir, env, args.reuse)
     fill_s = time.monotonic() - began
     server = framehook_serve(
         f"framehook-{size}", workdir, env, worker=not args.no_worker, cpu=setup["cpus"].server
     )
-    warmup = Replay(
-        [server.port], setup["data"], 0, args.warmup, args.connections, workdir, "warmup",
-        cpu=setup["cpus"].generator,
-    )  # fmt: skip
     probes = [("/healthz", 200), ("/readyz", 200)]
-    m = measure_servers([server], probes, setup["generator"], warmup, args.duration)
+    m = measure_server(
+        server, probes, setup["generator"], setup["data"], args, setup["cpus"], workdir
+    )
     return Run(size, round_no, fill_s, _database_mb(database), m.measured, m.server_cpu)
 
 
@@ -270,6 +304,14 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write results")
     parser.add_argument("--seed", type=int, default=1, help="workload seed")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep each size's filled database in DIR, and measure copies of it (a 5M fill "
+        "takes minutes; a copy, seconds)",
+    )
     parser.add_argument("--no-worker", action="store_true", help="framehook serve --no-worker")
     args = parser.parse_args(argv)
     try:
@@ -327,12 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"deliveries {args.sizes}; warm-up {args.warmup:g} s + {args.duration:g} s each, "
         f"{args.rounds} round(s)"
     )
-    runs: list[Run] = []
     broken: list[str] = []
-    with noting_failures(broken, sigterm=False):
-        for round_no in range(1, args.rounds + 1):
-            for size in args.sizes:
-                runs.append(_measure(size, round_no, args, setup))
+    runs = each_round(
+        args.rounds, args.sizes, lambda size, n: _measure(size, n, args, setup), broken
+    )
     for run in runs:
         if run.measured.non_2xx or run.measured.errors:
             broken.append(

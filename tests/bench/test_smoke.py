@@ -36,10 +36,41 @@ class Ran:
 
 
 def check_ack(run: Ran) -> None:
-    """A 0.5 s ack benchmark, no warm-up (wrk if installed, else httpx), exits 0 and prints the
-    ratio line."""
+    """A 0.5 s ack benchmark, no warm-up (wrk if installed, else httpx): exit 0, the bare, naive
+    and framehook servers measured, both ratio lines, and the naive receiver's rows checked."""
     assert "ratio framehook/bare = " in run.stdout, run.output
-    assert run.report.exists()
+    assert "ratio framehook/naive = " in run.stdout, run.output
+    report = json.loads(run.report.read_text())
+    assert [r["server"] for r in report["runs"]] == ["bare", "naive", "framehook"]
+    naive = report["runs"][1]
+    assert naive["store_check"]["ok"], naive
+    assert naive["store_check"]["rows"] > 0, naive
+    summary = report["summary"]
+    assert summary["ratio"] > 0
+    for key in ("ratio_bare", "ratio_naive"):
+        assert set(summary[key]) == {"min", "median", "max"}, summary
+
+
+def check_openloop(run: Ran) -> None:
+    """1 s at 50 webhooks/s per setup, 3 jobs in flight so completed jobs come early: exit 0,
+    every request sent on schedule and answered, both framehook setups' deliveries stored,
+    serve's files all captured, and the p99 ratio lines."""
+    report = json.loads(run.report.read_text())
+    assert report["broken"] == []
+    runs = report["runs"]
+    assert [r["setup"] for r in runs] == ["bare", "no-worker", "serve"]
+    for r in runs:
+        assert r["sent"] == 50, r
+        # 202 for a new event; a repeat in the workload is answered 200 by framehook.
+        assert sum(r["statuses"].values()) == 50, r
+        assert set(r["statuses"]) <= {"200", "202"}, r
+    assert all(r["store_check"]["ok"] for r in runs[1:]), runs
+    capture = runs[2]["capture"]
+    assert capture["expected"] > 0, capture
+    assert capture["captured"] == capture["expected"], capture
+    assert "50/s serve     p99 min/median/max = " in run.stdout, run.output
+    assert "p99/p99(no-worker) = " in run.stdout, run.output
+    assert "captured " in run.stdout, run.output
 
 
 def check_scale(run: Ran) -> None:
@@ -60,8 +91,12 @@ def check_scale(run: Ran) -> None:
 
 
 def check_tasks(run: Ran) -> None:
-    """500 tasks and 20 events per setup: exit 0, the ratio line and the latency table."""
+    """500 tasks and 20 events per setup: exit 0, the ratio lines and the latency table."""
     assert "ratio framehook/bare = " in run.stdout, run.output
+    # pgqueuer (the bench extra) beside it, or one line saying why its column is missing.
+    assert ("ratio framehook/pgqueuer = " in run.stdout) or (
+        "pgqueuer column skipped: pgqueuer is not installed" in run.stdout
+    ), run.output
     assert "p50 ms" in run.stdout, run.output
     assert "postgres, serve+worker" in run.stdout, run.output
     assert run.report.exists()
@@ -123,6 +158,15 @@ class Bench:
 BENCHES = [
     Bench("ack.py", ("--duration", "0.5", "--warmup", "0", "--json", "{report}"), 90, check_ack),
     Bench(
+        "openloop.py",
+        (
+            *("--rates", "50", "--duration", "1", "--warmup", "0", "--rounds", "1"),
+            *("--in-flight", "3", "--drain", "30", "--json", "{report}"),
+        ),
+        120,
+        check_openloop,
+    ),
+    Bench(
         "scale.py",
         ("--duration", "0.5", "--warmup", "0", "--events", "100", "--json", "{report}"),
         110,
@@ -131,7 +175,7 @@ BENCHES = [
     ),
     Bench(
         "tasks.py",
-        ("--tasks", "500", "--events", "20", "--json", "{report}"),
+        ("--tasks", "500", "--rounds", "1", "--events", "20", "--json", "{report}"),
         90,
         check_tasks,
         needs="postgres",
