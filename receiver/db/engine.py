@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL, Connection
 
+from receiver.db.writelock import WriteLock
 from receiver.errors import ConfigurationError
 
 __all__ = [
@@ -156,24 +157,25 @@ def create_db_engine(url: str, pool_size: int = 5) -> Engine:
     return _postgres_engine(parsed, pool_size)
 
 
-_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS: dict[str, WriteLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
-def write_lock(engine: Engine) -> threading.Lock | None:
+def write_lock(engine: Engine) -> WriteLock | None:
     """The lock this process's writers to a SQLite database queue on (``None`` otherwise).
 
     SQLite has one writer at a time, and a writer that finds the lock taken sleeps in its busy
     handler with a growing back-off (up to 100 ms a try) instead of waking when the lock is
     free: under load that turns a millisecond's wait into the receiver's tail latency. Writers
     in one process (the intake, the embedded worker, replays) therefore hand the lock over
-    here, at once; only other processes meet SQLite's busy handler.
+    here, at once, the intake first (``acquire(urgent=True)``); only other processes meet
+    SQLite's busy handler.
     """
     if engine.dialect.name != "sqlite":
         return None
     key = str(engine.url.database)
     with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(key, threading.Lock())
+        return _WRITE_LOCKS.setdefault(key, WriteLock())
 
 
 @contextmanager

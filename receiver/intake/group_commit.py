@@ -107,7 +107,9 @@ class _Writer:
     def begin(self) -> tuple[Connection, RootTransaction]:
         """Take the process's SQLite write lock (if any) and begin; ``end`` releases it."""
         if self._lock is not None:
-            self._lock.acquire()
+            # Before the worker's and the checkpointer's writers: a webhook waits for at most
+            # the transaction in progress (receiver/db/writelock.py).
+            self._lock.acquire(urgent=True)
             self._locked = True
         try:
             if self._connection is None:
