@@ -38,11 +38,16 @@ def framehook_env(**overrides: str) -> dict[str, str]:
 
 
 def run_cli(
-    args: Sequence[str], env: dict[str, str], cwd: Path, *, missing: str | None = None
+    args: Sequence[str],
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    missing: str | None = None,
+    timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``framehook ARGS`` to completion; with ``missing``, in a Python where importing
-    that module fails as if it were not installed (``None`` in ``sys.modules`` makes the
-    import raise ModuleNotFoundError)."""
+    """Run ``framehook ARGS`` to completion (at most ``timeout`` seconds); with ``missing``, in
+    a Python where importing that module fails as if it were not installed (``None`` in
+    ``sys.modules`` makes the import raise ModuleNotFoundError)."""
     program = ["-m", "receiver"]
     if missing is not None:
         program = ["-c", f"import sys; sys.modules[{missing!r}] = None; import receiver.__main__"]
@@ -52,7 +57,7 @@ def run_cli(
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 
