@@ -13,7 +13,7 @@ was frozen past its lease cannot overwrite the newer attempt's outcome.
 Two styles, on purpose. Claims and finishes happen for every task, thousands a second, so they
 are plain SQL on the DBAPI cursor (``receiver.db.sql.tasks``; ``receiver.db.sql.dialect`` says
 why). ``renew``, ``reclaim_expired`` and ``bury_exhausted`` run on the lease timer, ``next_due``
-before the worker sleeps and ``release`` at shutdown: they stay in SQLAlchemy Core, which reads
+before the worker sleeps and ``release_many`` at shutdown: they stay in SQLAlchemy Core, which reads
 better and whose overhead does not matter there.
 
 The SQL returns rows; the events handlers receive are made here, a LoRA's by
@@ -259,12 +259,9 @@ class TaskQueue:
             finally:
                 cursor.close()
 
-    def release(self, task: ClaimedTask, now: datetime) -> bool:
-        """Give a task back unrun (shutdown): queued again at once, the attempt not counted."""
-        return self.release_many([task], now) == 1
-
     def release_many(self, tasks: Sequence[ClaimedTask], now: datetime) -> int:
-        """Give tasks back unrun in one statement (see ``release``); return how many."""
+        """Give tasks back unrun (shutdown), in one statement: queued again at once, the
+        attempt not counted; return how many were still this worker's."""
         if not tasks:
             return 0
         t = _tasks
