@@ -271,6 +271,10 @@ def framehook_serve(
     argv += ["--port", str(port)]
     if not worker:
         argv.append("--no-worker")
+    # Stopped once its figures are taken: a short grace period, or each stop waits for the
+    # worker's downloads from Apiframe's CDN, unreachable from a bench machine, to fail on their
+    # DNS timeouts (9 s a server here). A benchmark that waits for its captures does so first.
+    env = {"FRAMEHOOK_GRACE_SECONDS": "1", **env}
     # cwd is the scratch directory so no stray .env of the developer's is read.
     return Server(name, argv, env, workdir, workdir / f"{name}.log", port)
 
