@@ -34,7 +34,7 @@ Usage::
 
     .venv/bin/python bench/openloop.py [--rates 100,300] [--duration 10] [--warmup 2]
         [--rounds 3] [--connections 256] [--drain 60] [--file-kib 256,3072] [--in-flight 50]
-        [--json PATH] [--keep]
+        [--setups bare,no-worker,serve] [--json PATH] [--keep]
 """
 
 # Imports follow the sys.path entry below, which they need.
@@ -527,6 +527,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--in-flight", type=int, default=50, help="jobs the workload interleaves at a time"
     )
+    parser.add_argument(
+        "--setups", default=",".join(SETUPS), help="which setups to run, comma-separated"
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write results")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -535,6 +538,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.file_kib = _numbers(args.file_kib, int)
     except ValueError:
         parser.error("--rates and --file-kib take comma-separated numbers")
+    args.setups = [name.strip() for name in args.setups.split(",") if name.strip()]
+    if not args.setups or not set(args.setups) <= set(SETUPS):
+        parser.error(f"--setups takes some of {','.join(SETUPS)}")
     if not args.rates or min(args.rates) <= 0:
         parser.error("--rates needs at least one rate, each > 0")
     if len(args.file_kib) != 2 or not 0 < args.file_kib[0] <= args.file_kib[1]:
@@ -574,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=spawn) as pool:
             setup = Setup(args, data, api_key, cpus, scratch, pool)
-            cases = [(rate, name) for rate in args.rates for name in SETUPS]
+            cases = [(rate, name) for rate in args.rates for name in SETUPS if name in args.setups]
             runs = each_round(
                 args.rounds, cases, lambda case, n: measure(case[1], case[0], n, setup), broken
             )
@@ -594,6 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "file_kib": args.file_kib,
             "seed": args.seed,
             "in_flight": args.in_flight,
+            "setups": args.setups,
             "cpus": cpus.note,
             "targets": {"serve_p99_ms": {f"{k:g}": v for k, v in TARGET_P99_MS.items()}},
         },

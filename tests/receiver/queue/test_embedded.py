@@ -5,6 +5,8 @@ app, and a worker that dies says so."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +21,12 @@ from structlog.testing import capture_logs
 from handlers import HandlerContext, JobEvent
 from receiver.app import create_app
 from receiver.errors import ConfigurationError
-from receiver.queue.embedded import THREAD_NAME, WorkerThread
+from receiver.queue.embedded import (
+    SWITCH_INTERVAL_SECONDS,
+    THREAD_NAME,
+    WORKER_NICE,
+    WorkerThread,
+)
 from receiver.queue.tasks import TaskQueue
 from receiver.queue.worker import Worker
 from receiver.retry import RetryPolicy
@@ -98,6 +105,44 @@ def test_a_commit_wakes_the_worker_thread_at_once(
         answered = time.monotonic()
         wait_until(lambda n=n: len(handler.starts) == n + 1, timeout=5)  # type: ignore[misc]
         assert handler.starts[n] - answered < 1.0
+
+
+def _nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@dataclass
+class Priorities:
+    """A test handler noting its thread's nice value, that of a thread it starts, and the
+    switch interval."""
+
+    name: str = "priorities"
+    after: frozenset[str] = frozenset()
+    events: frozenset[str] = frozenset({"completed"})
+    models: frozenset[str] | None = None
+    seen: list[tuple[int, int, float]] = field(default_factory=list)
+
+    async def __call__(self, event: JobEvent, ctx: HandlerContext) -> None:
+        self.seen.append((_nice(), await asyncio.to_thread(_nice), sys.getswitchinterval()))
+
+
+@SQLITE_ONLY
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+def test_the_worker_thread_yields_the_cpu_and_the_gil_to_the_intake(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Handlers, and the threads they start, run WORKER_NICE below the intake's priority; the
+    GIL switch interval is 1 ms while the worker runs and is given back after."""
+    before = sys.getswitchinterval()
+    intake = _nice()
+    handler = Priorities()
+    with TestClient(create_app(make_settings(**WORKER), handlers=[handler])) as client:
+        send(client, "job-nice")
+        wait_until(lambda: len(handler.seen) == 1, timeout=5)
+        assert _nice() == intake  # the intake's own thread is untouched
+    expected = min(intake + WORKER_NICE, 19)
+    assert handler.seen == [(expected, expected, SWITCH_INTERVAL_SECONDS)]
+    assert sys.getswitchinterval() == before
 
 
 @SQLITE_ONLY
