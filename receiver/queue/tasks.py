@@ -1,7 +1,7 @@
 """The task queue's operations on the ``tasks`` table: claim, renew, finish, release.
 
-A claim is ONE statement: ``UPDATE tasks ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED
-LIMIT n) RETURNING ...`` on PostgreSQL, so any number of workers share the table without
+A claim is ONE statement: ``UPDATE tasks ... WHERE id = ANY(ARRAY(SELECT ... FOR UPDATE SKIP
+LOCKED LIMIT n)) RETURNING ...`` on PostgreSQL, so any number of workers share the table without
 coordinating (SQLite has one writer at a time; the same statement is atomic there). A claim
 takes a lease; a running task's worker renews it, and a task whose lease expired (its worker
 died or froze) is claimed again.
