@@ -457,7 +457,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-rate",
         type=float,
-        default=25_000,
+        default=40_000,
         help="requests/s the workload is sized for (more than either server reaches here)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
