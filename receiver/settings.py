@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from handlers import FetchPolicy
 from receiver.errors import ConfigurationError
 from receiver.retry import RetryPolicy
 
@@ -142,6 +144,22 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("asset_hosts", "asset_allow_networks")
+    @classmethod
+    def _fetch_policy_entries(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # Checked here, as the settings load, so every command stops on one line naming the
+        # entry; otherwise the first to notice was the worker's HTTP client, mid-startup.
+        try:
+            if info.field_name == "asset_hosts":
+                FetchPolicy(hosts=tuple(value))
+            else:
+                FetchPolicy(allow_networks=tuple(value))
+        except ValueError as exc:
+            # The policy's message names the variable too; the caller names it already.
+            reason = str(exc).removeprefix(f"{variable_for(str(info.field_name))}: ")
+            raise PydanticCustomError("fetch_policy", reason) from None
+        return value
 
     @field_validator("api_key", "admin_token", "metrics_token", mode="before")
     @classmethod

@@ -112,8 +112,20 @@ def test_a_storage_url_whose_extra_is_missing_names_the_extra(tmp_path: Path) ->
             {},
             "error: invalid --concurrency: Input should be less than or equal to 1000",
         ),
+        (
+            ["serve"],
+            {"FRAMEHOOK_ASSET_HOSTS": "cdn.example.com, exa mple.com"},
+            "error: invalid FRAMEHOOK_ASSET_HOSTS: 'exa mple.com': host exa mple.com is not a "
+            "valid host name",
+        ),
+        (
+            ["worker"],
+            {"FRAMEHOOK_ASSET_ALLOW_NETWORKS": "10.0.0.1/8"},
+            "error: invalid FRAMEHOOK_ASSET_ALLOW_NETWORKS: '10.0.0.1/8' has host bits set "
+            "(did you mean 10.0.0.0/8?)",
+        ),
     ],
-    ids=["variable", "variable-type", "flag", "flag-named-otherwise"],
+    ids=["variable", "variable-type", "flag", "flag-named-otherwise", "asset-host", "network"],
 )
 def test_a_bad_setting_is_named_as_the_user_wrote_it(
     tmp_path: Path, args: list[str], env: dict[str, str], message: str

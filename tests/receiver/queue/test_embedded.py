@@ -161,12 +161,20 @@ def test_the_worker_thread_lives_exactly_as_long_as_the_app(
 
 @SQLITE_ONLY
 def test_a_worker_that_cannot_start_fails_the_lifespan_with_its_error(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An unusable download setting stops the start with the same error as before, and
-    leaves no thread behind."""
-    settings = make_settings(**WORKER, asset_hosts=["not a host/"])
-    with pytest.raises(ConfigurationError), TestClient(create_app(settings)):
+    """A worker whose HTTP client cannot be made (on its thread) stops the start with that
+    error, and leaves no thread behind."""
+
+    def refuse(settings: Settings) -> None:
+        raise ConfigurationError("the worker's client cannot be made")
+
+    monkeypatch.setattr("receiver.app.http_client", refuse)
+    settings = make_settings(**WORKER)
+    with (
+        pytest.raises(ConfigurationError, match="client cannot be made"),
+        TestClient(create_app(settings)),
+    ):
         pass
     assert worker_threads() == []
 
