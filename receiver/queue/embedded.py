@@ -4,8 +4,8 @@ Handlers download, hash and fsync, and a careless one blocks its loop: on the in
 that work delayed the 202s (measured at 100 webhooks/s with captures: p99 91 ms, against
 ~9 ms without the worker). On a loop of their own they no longer hold up the intake's; they
 still share its CPU and the GIL. Two settings keep the intake first (measured with
-``bench/openloop.py``, serve capturing ~130 MB/s of files at 300 webhooks/s on one core: p99
-45-63 ms as equals, 10-13 ms with both):
+``bench/openloop.py``, serve capturing ~140 MB/s of files at 300 webhooks/s on one core: p99
+45-63 ms as equals, 9-24 ms with both):
 
 * on Linux the worker's thread, and the threads it starts, run at a lower priority (nice
   ``WORKER_NICE``): when both want the CPU the kernel runs the intake, and an idle intake
