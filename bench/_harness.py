@@ -262,12 +262,25 @@ class Server:
 
 
 def framehook_serve(
-    name: str, workdir: Path, env: dict[str, str], *, worker: bool = True, cpu: int | None = None
+    name: str,
+    workdir: Path,
+    env: dict[str, str],
+    *,
+    worker: bool = True,
+    cpu: int | None = None,
+    source: Path | None = None,
 ) -> Server:
     """``framehook serve`` on a free loopback port (not started); ``worker=False`` runs the
-    receiver alone (``--no-worker``), as replicas in front of workers run it."""
+    receiver alone (``--no-worker``), as replicas in front of workers run it. ``source``: the
+    root of another framehook checkout to run instead of this one (a change measured against
+    the code before it, in the same run)."""
     port = free_port()
-    argv = [*taskset(cpu), *framehook_command(), "serve", "--host", "127.0.0.1"]
+    command = framehook_command()
+    if source is not None:
+        # Ahead of this checkout on sys.path (an editable install is a .pth path entry).
+        command = [sys.executable, "-m", "receiver"]
+        env = {**env, "PYTHONPATH": str(source)}
+    argv = [*taskset(cpu), *command, "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port)]
     if not worker:
         argv.append("--no-worker")

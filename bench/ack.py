@@ -18,7 +18,11 @@ unusable arguments.
 Usage::
 
     .venv/bin/python bench/ack.py [--duration 10] [--warmup 2] [--connections 32]
-        [--generator auto|wrk|httpx] [--rounds 1] [--json PATH] [--keep]
+        [--generator auto|wrk|httpx] [--rounds 1] [--json PATH] [--keep] [--base DIR]
+
+``--base DIR`` measures a change: DIR is another framehook checkout (``git worktree add
+/tmp/base main``), served as ``base`` right after ``framehook`` in each round, with the same
+settings and workload; the ratio framehook/base is printed beside the others.
 """
 
 # Imports follow the sys.path entry below, which they need.
@@ -298,12 +302,15 @@ def measure(
     """Start one server, warm it up, measure it, stop it (and check framehook's database)."""
     workdir = scratch / f"{kind}-{round_no}"
     workdir.mkdir()
-    if kind == "framehook":
+    if kind in ("framehook", "base"):
         # framehook with its defaults: SQLite in WAL with synchronous=FULL, the download handler.
         env = framehook_env(
             api_key, f"sqlite:///{workdir / 'fh.db'}", FRAMEHOOK_HANDLERS="download"
         )
-        server = framehook_serve(kind, workdir, env, worker=not args.no_worker, cpu=cpus.server)
+        source = args.base if kind == "base" else None
+        server = framehook_serve(
+            kind, workdir, env, worker=not args.no_worker, cpu=cpus.server, source=source
+        )
         probes = [("/healthz", 200), ("/readyz", 200)]
     elif kind == "naive":
         env = clean_environment() | {
@@ -318,7 +325,7 @@ def measure(
     m = measure_server(server, probes, generator, data, args, cpus, workdir, collect_ids=True)
     run = Run(kind, round_no, m.measured, m.warmup, m.server_cpu, m.position + m.measured.sent)
     results = [r for r in (m.warmup, m.measured) if r is not None]
-    if kind == "framehook":
+    if kind in ("framehook", "base"):
         run.store = check_store(workdir / "fh.db", results)
     elif kind == "naive":
         run.store = check_naive_store(workdir / "naive.db", results)
@@ -381,7 +388,7 @@ def _notes(runs: Sequence[Run], count: int, broken: list[str]) -> None:
             print(
                 f"{run.server} store check round {run.round}: deliveries rows = {s.rows}, "
                 f"{'202' if run.server == 'naive' else '2xx'} acknowledged = {s.acked} "
-                f"({found if run.server == 'framehook' else ''}"
+                f"({found if run.server != 'naive' else ''}"
                 f"{s.unanswered} sent but unanswered at stop): {'ok' if s.ok else 'MISMATCH'}"
             )
             if not s.ok:
@@ -397,14 +404,14 @@ def spread(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _ratios(runs: Sequence[Run], baseline: str) -> list[float]:
-    """framehook's requests/s over ``baseline``'s, one ratio a round that measured both."""
+def _ratios(runs: Sequence[Run], baseline: str, server: str = "framehook") -> list[float]:
+    """``server``'s requests/s over ``baseline``'s, one ratio a round that measured both."""
     rps = {(r.server, r.round): r.measured.rps for r in runs}
     rounds = sorted({r.round for r in runs})
     return [
-        rps[("framehook", n)] / rps[(baseline, n)]
+        rps[(server, n)] / rps[(baseline, n)]
         for n in rounds
-        if rps.get(("framehook", n)) and rps.get((baseline, n))
+        if rps.get((server, n)) and rps.get((baseline, n))
     ]
 
 
@@ -412,7 +419,7 @@ def _summary(runs: Sequence[Run]) -> dict[str, Any]:
     """The ratios (min/median/max over rounds) and the p99 against their targets, printed;
     empty without framehook and the bare endpoint."""
     framehook = [r for r in runs if r.server == "framehook"]
-    ratios = {baseline: _ratios(runs, baseline) for baseline in ("bare", "naive")}
+    ratios = {baseline: _ratios(runs, baseline) for baseline in ("bare", "naive", "base")}
     if not (framehook and ratios["bare"]):
         return {}
     for baseline, values in ratios.items():
@@ -422,6 +429,13 @@ def _summary(runs: Sequence[Run]) -> dict[str, Any]:
                 f"ratio framehook/{baseline} = {seen['median']:.2f} (min {seen['min']:.2f}, "
                 f"max {seen['max']:.2f} over {len(values)} round(s))"
             )
+    base_bare = _ratios(runs, "bare", server="base")
+    if base_bare:
+        seen = spread(base_bare)
+        print(
+            f"ratio base/bare = {seen['median']:.2f} (min {seen['min']:.2f}, "
+            f"max {seen['max']:.2f} over {len(base_bare)} round(s))"
+        )
     ratio = statistics.median(ratios["bare"])
     # The worst p99 across rounds: a target on tail latency should not be averaged away.
     p99 = max(r.measured.p99_ms for r in framehook)
@@ -438,6 +452,7 @@ def _summary(runs: Sequence[Run]) -> dict[str, Any]:
         "p99_met": p99_met,
         "ratio_bare": spread(ratios["bare"]),
         "ratio_naive": spread(ratios["naive"]) if ratios["naive"] else None,
+        "ratio_base": spread(ratios["base"]) if ratios["base"] else None,
     }
 
 
@@ -466,7 +481,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run framehook serve --no-worker (the receiver alone, without the embedded worker)",
     )
+    parser.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="another framehook checkout, measured beside this one in each round (as 'base')",
+    )
     args = parser.parse_args(argv)
+    if args.base is not None and not (args.base / "receiver" / "__main__.py").is_file():
+        parser.error(f"--base {args.base}: not a framehook checkout (no receiver/__main__.py)")
     if args.duration <= 0 or args.warmup < 0 or args.connections < 1 or args.rounds < 1:
         parser.error("--duration > 0, --warmup >= 0, --connections >= 1, --rounds >= 1")
     return args
@@ -501,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     broken: list[str] = []
     runs = each_round(
         args.rounds,
-        SERVERS,
+        (*SERVERS, "base") if args.base is not None else SERVERS,
         lambda kind, n: measure(kind, n, generator, args, data, api_key, cpus, scratch),
         broken,
     )
@@ -518,6 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warmup_s": args.warmup,
             "rounds": args.rounds,
             "seed": args.seed,
+            "base": None if args.base is None else str(args.base),
             "cpus": cpus.note,
             "targets": {"ratio": TARGET_RATIO, "p99_ms": TARGET_P99_MS},
         },

@@ -36,18 +36,19 @@ class Ran:
 
 
 def check_ack(run: Ran) -> None:
-    """A 0.5 s ack benchmark, no warm-up (wrk if installed, else httpx): exit 0, the bare, naive
-    and framehook servers measured, both ratio lines, and the naive receiver's rows checked."""
-    assert "ratio framehook/bare = " in run.stdout, run.output
-    assert "ratio framehook/naive = " in run.stdout, run.output
+    """A 0.5 s ack benchmark, no warm-up (wrk if installed, else httpx), with this checkout as
+    its ``--base`` too: exit 0, the bare, naive, framehook and base servers measured, the ratio
+    lines, and every receiver's rows checked."""
+    for line in ("framehook/bare", "framehook/naive", "framehook/base", "base/bare"):
+        assert f"ratio {line} = " in run.stdout, run.output
     report = json.loads(run.report.read_text())
-    assert [r["server"] for r in report["runs"]] == ["bare", "naive", "framehook"]
-    naive = report["runs"][1]
-    assert naive["store_check"]["ok"], naive
-    assert naive["store_check"]["rows"] > 0, naive
+    assert [r["server"] for r in report["runs"]] == ["bare", "naive", "framehook", "base"]
+    for stored in report["runs"][1:]:
+        assert stored["store_check"]["ok"], stored
+        assert stored["store_check"]["rows"] > 0, stored
     summary = report["summary"]
     assert summary["ratio"] > 0
-    for key in ("ratio_bare", "ratio_naive"):
+    for key in ("ratio_bare", "ratio_naive", "ratio_base"):
         assert set(summary[key]) == {"min", "median", "max"}, summary
 
 
@@ -149,14 +150,21 @@ class Bench:
     """A benchmark script, its smallest sound options and what its output must show."""
 
     script: str
-    args: tuple[str, ...]  # "{report}" and "{tmp}" stand for the report and the test's directory
+    # "{report}", "{tmp}" and "{root}" stand for the report, the test's directory and this
+    # checkout.
+    args: tuple[str, ...]
     timeout: float
     check: Callable[[Ran], None]
     needs: str = ""  # "postgres" or "curl": without it the test is skipped (PostgreSQL: not in CI)
 
 
 BENCHES = [
-    Bench("ack.py", ("--duration", "0.5", "--warmup", "0", "--json", "{report}"), 90, check_ack),
+    Bench(
+        "ack.py",
+        ("--duration", "0.5", "--warmup", "0", "--json", "{report}", "--base", "{root}"),
+        90,
+        check_ack,
+    ),
     Bench(
         "openloop.py",
         (
@@ -229,7 +237,7 @@ def test_bench_runs_clean(bench: Bench, tmp_path: Path) -> None:
     """Each benchmark, run small as a script, exits 0; its check says what else it must show."""
     _skip_without(bench.needs)
     report = tmp_path / "report.json"
-    args = [arg.format(report=report, tmp=tmp_path) for arg in bench.args]
+    args = [arg.format(report=report, tmp=tmp_path, root=ROOT) for arg in bench.args]
     command = [sys.executable, str(ROOT / "bench" / bench.script), *args]
     done = subprocess.run(
         command, cwd=tmp_path, capture_output=True, text=True, timeout=bench.timeout, check=False
