@@ -25,6 +25,7 @@ from receiver.logs import get_logger
 __all__ = [
     "DATABASE_UNAVAILABLE",
     "exception_handlers",
+    "internal_error",
     "json_response",
     "rejection",
     "send_json",
@@ -131,10 +132,14 @@ async def _database_down(_request: Request, exc: Exception) -> Response:
     return rejection(Unavailable(DATABASE_UNAVAILABLE, "database unavailable"))
 
 
+def internal_error() -> dict[str, Any]:
+    """The body of a 500: a bug, not bad input; still JSON, never a traceback on the wire."""
+    return {"ok": False, "reason": "internal_error", "detail": "internal error"}
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    # A bug, not bad input; still JSON, still no traceback on the wire.
     _log.error("unhandled error", path=request.url.path, exc_info=exc)
-    return json_response(500, {"ok": False, "reason": "internal_error", "detail": "internal error"})
+    return json_response(500, internal_error())
 
 
 exception_handlers: dict[Any, Any] = {

@@ -11,12 +11,15 @@ import pytest
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 from starlette.types import Message
+from structlog.testing import capture_logs
 
 from receiver.apiframe.signatures import Verifier
+from receiver.app import create_app
 from receiver.db.engine import create_db_engine, write_lock
 from receiver.intake.group_commit import Committer
 from receiver.intake.recorder import Arrival, Receipt
 from receiver.intake.webhook import WebhookEndpoint
+from receiver.settings import Settings
 from tests.support.webhooks import API_KEY, signed_headers, webhook_body
 
 URL = "/webhooks/apiframe"
@@ -122,3 +125,40 @@ def test_a_commit_past_the_intake_timeout_is_503_and_still_stored(
     retried = client.post(URL, content=body, headers=signed_headers(body))
     assert (retried.status_code, retried.json()["outcome"]) == (200, "duplicate")
     engine.dispose()
+
+
+def test_a_bug_in_the_webhook_route_is_a_json_500_logged_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The route is answered ahead of Starlette's middleware: an exception it does not expect
+    still gets the app's JSON 500 (no traceback on the wire) and one ``unhandled error`` line,
+    and the receiver keeps answering."""
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("receiver.intake.webhook.parse_body", broken)
+    body = orjson.dumps(webhook_body("progress", jobId="asgi-bug", progress=3))
+    with capture_logs() as logs:
+        answer = client.post(URL, content=body, headers=signed_headers(body))
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == {"ok": False, "reason": "internal_error", "detail": "internal error"}
+    errors = [line for line in logs if line["log_level"] == "error"]
+    assert [(e["event"], e["path"]) for e in errors] == [("unhandled error", URL)]
+    monkeypatch.undo()
+    again = client.post(URL, content=body, headers=signed_headers(body))
+    assert again.status_code == 202
+
+
+def test_the_webhook_route_answers_under_a_root_path(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Behind a proxy that mounts framehook under a prefix (uvicorn ``--root-path``), the
+    webhook goes through Starlette's router and is stored as at the root."""
+    with TestClient(create_app(make_settings()), root_path="/framehook") as prefixed:
+        body = orjson.dumps(webhook_body("progress", jobId="asgi-root", progress=4))
+        answer = prefixed.post(f"/framehook{URL}", content=body, headers=signed_headers(body))
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["jobId"] == "asgi-root"
+        assert prefixed.get(f"/framehook{URL}").status_code == 405
