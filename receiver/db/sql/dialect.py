@@ -9,9 +9,10 @@ the models unchanged; tests read rows written here back through the ORM to keep 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -82,3 +83,22 @@ class DialectSql:
 
     def _in(self, prefix: str, count: int) -> str:
         return ", ".join(self._param(f"{prefix}_{n}") for n in range(count))
+
+    # Positional placeholders, for the intake's multi-row statements: with names, SQLite looks
+    # each one up by name when binding, and the parameters are a dict with a key built per
+    # value (together ~4 % of a delivery's CPU at saturation). A statement uses one style only.
+
+    @cache  # noqa: B019 - a handful of instances per process, one per dialect
+    def _marks(self, count: int) -> str:
+        """``count`` positional placeholders, comma-separated."""
+        return ", ".join(["?" if self.sqlite else "%s"] * count)
+
+    @cache  # noqa: B019 - as above
+    def _rows(self, width: int, rows: int) -> str:
+        """``rows`` parenthesised rows of ``width`` positional placeholders (``VALUES`` list)."""
+        return ", ".join([f"({self._marks(width)})"] * rows)
+
+    @staticmethod
+    def _row_params(rows: Iterable[Sequence[Any]]) -> list[Any]:
+        """The rows' values in order, for :meth:`_rows`."""
+        return list(chain.from_iterable(rows))

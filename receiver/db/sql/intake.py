@@ -82,18 +82,16 @@ class IntakeSql(DialectSql):
         """Insert ledger keys ``(key, fingerprint, ts(first_seen_at))``; return the new ones."""
         sql = (
             f'INSERT INTO ledger ("key", fingerprint, first_seen_at) '
-            f"VALUES {self._values(LEDGER_COLUMNS, len(rows))} "
+            f"VALUES {self._rows(len(LEDGER_COLUMNS), len(rows))} "
             f'ON CONFLICT ("key") DO NOTHING RETURNING "key"'
         )
-        params = self._flatten(LEDGER_COLUMNS, rows)
-        cursor.execute(sql, params)
+        cursor.execute(sql, self._row_params(rows))
         return {row[0] for row in cursor.fetchall()}
 
     def fingerprints(self, cursor: Any, keys: Sequence[str]) -> dict[str, str]:
         """The fingerprint first stored under each of ``keys``."""
-        sql = f'SELECT "key", fingerprint FROM ledger WHERE "key" IN ({self._in("k", len(keys))})'
-        params = {f"k_{n}": k for n, k in enumerate(keys)}
-        cursor.execute(sql, params)
+        sql = f'SELECT "key", fingerprint FROM ledger WHERE "key" IN ({self._marks(len(keys))})'
+        cursor.execute(sql, list(keys))
         return {row[0]: row[1] for row in cursor.fetchall()}
 
     def create_jobs(self, cursor: Any, ids: Sequence[str], first_seen: dict[str, Any]) -> set[str]:
@@ -101,11 +99,11 @@ class IntakeSql(DialectSql):
         return the ids created."""
         sql = (
             f"INSERT INTO jobs ({', '.join(NEW_JOB_COLUMNS)}) "
-            f"VALUES {self._values(NEW_JOB_COLUMNS, len(ids))} "
+            f"VALUES {self._rows(len(NEW_JOB_COLUMNS), len(ids))} "
             f"ON CONFLICT (id) DO NOTHING RETURNING id"
         )
         rows = [(j, "QUEUED", 0, first_seen[j], first_seen[j]) for j in ids]
-        cursor.execute(sql, self._flatten(NEW_JOB_COLUMNS, rows))
+        cursor.execute(sql, self._row_params(rows))
         return {row[0] for row in cursor.fetchall()}
 
     def lock_jobs(self, cursor: Any, ids: Sequence[str]) -> list[tuple[JobRow, bool]]:
@@ -115,9 +113,9 @@ class IntakeSql(DialectSql):
         lock = "" if self.sqlite else " FOR UPDATE"
         sql = (
             f"SELECT {', '.join(('id', *JOB_STATE_COLUMNS, 'test'))} FROM jobs "
-            f"WHERE id IN ({self._in('j', len(ids))}) ORDER BY id{lock}"
+            f"WHERE id IN ({self._marks(len(ids))}) ORDER BY id{lock}"
         )
-        cursor.execute(sql, {f"j_{n}": j for n, j in enumerate(ids)})
+        cursor.execute(sql, list(ids))
         return [
             (
                 JobRow(
@@ -165,16 +163,16 @@ class IntakeSql(DialectSql):
         """
         sql = (
             f"INSERT INTO deliveries ({', '.join(DELIVERY_COLUMNS)}) "
-            f"VALUES {self._values(DELIVERY_COLUMNS, len(rows))} RETURNING id"
+            f"VALUES {self._rows(len(DELIVERY_COLUMNS), len(rows))} RETURNING id"
         )
-        cursor.execute(sql, self._flatten(DELIVERY_COLUMNS, rows))
+        cursor.execute(sql, self._row_params(rows))
         return sorted(row[0] for row in cursor.fetchall())
 
     def add_tasks(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> None:
         """Insert tasks (values in ``TASK_COLUMNS`` order); on PostgreSQL, notify workers."""
-        values = self._values(TASK_COLUMNS, len(rows))
+        values = self._rows(len(TASK_COLUMNS), len(rows))
         sql = f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}) VALUES {values}"
-        cursor.execute(sql, self._flatten(TASK_COLUMNS, rows))
+        cursor.execute(sql, self._row_params(rows))
         if not self.sqlite:
             # Delivered at commit, when the tasks become visible (receiver.queue.notify).
             cursor.execute("NOTIFY framehook_tasks")
