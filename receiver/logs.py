@@ -19,12 +19,13 @@ import sys
 import threading
 import time
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
 
 import orjson
 import structlog
 
-__all__ = ["LineWriter", "configure_logging", "get_logger", "redact"]
+__all__ = ["HotLine", "LineWriter", "configure_logging", "get_logger", "redact"]
 
 _SECRET_KEY = re.compile(r"(?i)(signature|api_?key|token|secret|password|authorization)")
 _URL_QUERY = re.compile(r"(https?://[^\s?#]+)\?[^\s#]*")
@@ -187,6 +188,69 @@ class _WriterStream:
 _current_writer: LineWriter | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _JsonSetup:
+    """What :func:`configure_logging` set up for JSON: what :class:`HotLine` checks is still in
+    place before it renders a line itself."""
+
+    writer: LineWriter
+    level: int
+    renderer: Any
+    factory: Any
+
+
+_json_setup: _JsonSetup | None = None
+
+
+class HotLine:
+    """One line logged for every request (the per-delivery line), as cheap as it can be.
+
+    With JSON logs, the line is rendered straight to its bytes: the keys, their order, the
+    level, the timestamp and the redaction structlog's pipeline gives it, without the pipeline
+    (a bound logger's call, the context copy, a processor call each). Otherwise (the console, a
+    level that filters it, tests capturing logs, any other structlog configuration) it goes
+    through structlog like any line. Its fields are plain values: no ``exc_info``, and context
+    variables are not merged.
+
+    Args:
+        logger: the ``logger`` field (as :func:`get_logger`).
+        event: the line's ``event``.
+    """
+
+    __slots__ = ("_event", "_logger", "_name")
+
+    def __init__(self, logger: str, event: str) -> None:
+        self._name = logger
+        self._event = event
+        self._logger = get_logger(logger)
+
+    def info(self, **fields: Any) -> None:
+        """Log the line at ``info``."""
+        self._emit("info", logging.INFO, fields)
+
+    def warning(self, **fields: Any) -> None:
+        """Log the line at ``warning``."""
+        self._emit("warning", logging.WARNING, fields)
+
+    def _emit(self, level: str, number: int, fields: dict[str, Any]) -> None:
+        setup = _json_setup
+        if setup is not None and number >= setup.level:
+            config = structlog.get_config()
+            processors = config["processors"]
+            if processors and processors[-1] is setup.renderer and (
+                config["logger_factory"] is setup.factory
+            ):
+                # As structlog builds it: the fields, then event, logger, level, timestamp.
+                fields["event"] = self._event
+                fields["logger"] = self._name
+                fields["level"] = level
+                _timestamp(None, level, fields)
+                redact(None, level, fields)
+                setup.writer.msg(orjson.dumps(fields, default=str))
+                return
+        getattr(self._logger, level)(self._event, **fields)
+
+
 @atexit.register
 def _flush_at_exit() -> None:
     if _current_writer is not None:
@@ -222,14 +286,17 @@ def configure_logging(fmt: Literal["console", "json"], level: str = "info") -> N
         if console
         else structlog.processors.JSONRenderer(serializer=_dump_bytes)
     )
+    factory: Any = (
+        structlog.PrintLoggerFactory(sys.stderr) if writer is None else lambda *_: writer
+    )
     structlog.configure(
         processors=[*_shared(), structlog.processors.format_exc_info, native],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=(
-            structlog.PrintLoggerFactory(sys.stderr) if writer is None else lambda *_: writer
-        ),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+    global _json_setup
+    _json_setup = None if writer is None else _JsonSetup(writer, numeric, native, factory)
     stdlib: Any = (
         structlog.dev.ConsoleRenderer(colors=colors)
         if console

@@ -37,13 +37,15 @@ from receiver.errors import (
 from receiver.intake.charges import count_charges
 from receiver.intake.group_commit import Committer
 from receiver.intake.recorder import Arrival, DeliveryOutcome, Receipt
-from receiver.logs import get_logger
+from receiver.logs import HotLine, get_logger
 from receiver.metrics import Metrics
 from receiver.responses import send_json, send_rejection
 
 __all__ = ["WebhookEndpoint"]
 
 _log = get_logger("framehook.webhook")
+# The line every delivery logs, rendered without structlog's pipeline when logs are JSON.
+_DELIVERY = HotLine("framehook.webhook", "delivery")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -291,8 +293,7 @@ class WebhookEndpoint:
             or receipt.outcome == DeliveryOutcome.CONFLICT
             or any(flag != "event_inferred" for flag in parsed.flags)
         )
-        (_log.warning if unusual else _log.info)(
-            "delivery",
+        (_DELIVERY.warning if unusual else _DELIVERY.info)(
             request_id=request_id,
             remote=remote,
             status=status,

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 import structlog
+from structlog.testing import capture_logs
 
-from receiver.logs import LineWriter, configure_logging, get_logger, redact
+from receiver.logs import HotLine, LineWriter, configure_logging, get_logger, redact
 
 
 @pytest.mark.parametrize(
@@ -118,3 +121,78 @@ def test_json_logging_writes_framehook_and_stdlib_lines_through_one_writer(
         root.handlers, root.level = handlers, level
     lines = [orjson.loads(line) for line in capfdbinary.readouterr().err.splitlines()]
     assert [line["event"] for line in lines] == ["first", "second", "third"]
+
+
+class _JsonLogs:
+    """JSON logging as ``framehook serve`` configures it, and the lines it wrote to stderr."""
+
+    def __init__(self, captured: pytest.CaptureFixture[bytes]) -> None:
+        self._captured = captured
+
+    def configure(self, level: str) -> None:
+        configure_logging("json", level)
+
+    def read(self) -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in self._captured.readouterr().err.splitlines()]
+
+
+@pytest.fixture
+def json_logs(capfdbinary: pytest.CaptureFixture[bytes]) -> Iterator[_JsonLogs]:
+    """JSON logs for one test; structlog and the root logger restored after it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers, root.level
+    try:
+        yield _JsonLogs(capfdbinary)
+    finally:
+        structlog.reset_defaults()
+        root.handlers, root.level = handlers, level
+
+
+DELIVERY_FIELDS: dict[str, Any] = {
+    "request_id": "r-1",
+    "remote": "127.0.0.1",
+    "status": 202,
+    "job_id": "job-1",
+    "lora_id": None,
+    "flags": None,
+    "delivery_id": 7,
+    "ms": 1.25,
+    "note": "see https://cdn.test/a.png?X-Amz-Signature=abc",
+    "api_key": "afk_secret",
+}
+
+
+@pytest.mark.parametrize("level", ["info", "warning"])
+def test_a_hot_line_is_the_line_structlog_writes(json_logs: _JsonLogs, level: str) -> None:
+    """The per-delivery line, rendered without structlog's pipeline, has the same keys in the
+    same order, the same level and logger, a timestamp of the same form, and the same
+    redaction as the line structlog writes."""
+    json_logs.configure("info")
+    getattr(HotLine("framehook.webhook", "delivery"), level)(**DELIVERY_FIELDS)
+    getattr(get_logger("framehook.webhook"), level)("delivery", **DELIVERY_FIELDS)
+    hot, slow = json_logs.read()
+    assert list(hot) == list(slow)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", hot.pop("timestamp"))
+    slow.pop("timestamp")
+    assert hot == slow
+    assert hot["level"] == level
+    assert hot["api_key"] == "[redacted]"
+    assert hot["note"] == "see https://cdn.test/a.png?[redacted]"
+
+
+def test_a_hot_line_below_the_level_is_not_written(json_logs: _JsonLogs) -> None:
+    """At ``FRAMEHOOK_LOG_LEVEL=warning`` the info line is dropped, the warning one kept."""
+    json_logs.configure("warning")
+    line = HotLine("framehook.webhook", "delivery")
+    line.info(request_id="quiet")
+    line.warning(request_id="loud")
+    assert [r["request_id"] for r in json_logs.read()] == ["loud"]
+
+
+def test_a_hot_line_is_captured_like_any_line(json_logs: _JsonLogs) -> None:
+    """Tests capturing structlog's lines see the hot line too (it goes through structlog)."""
+    json_logs.configure("info")
+    with capture_logs() as logs:
+        HotLine("framehook.webhook", "delivery").info(request_id="captured")
+    assert [(r["event"], r["request_id"]) for r in logs] == [("delivery", "captured")]
+    assert json_logs.read() == []
