@@ -52,6 +52,24 @@ def check_ack(run: Ran) -> None:
         assert set(summary[key]) == {"min", "median", "max"}, summary
 
 
+def check_hotpath(run: Ran) -> None:
+    """Two rounds of 300 webhooks a process, this checkout as its own ``--base``: exit 0, each
+    side measured in each round with every webhook answered 2xx, the CPU figures and the
+    paired ratio printed."""
+    report = json.loads(run.report.read_text())
+    assert report["broken"] == []
+    runs = report["runs"]
+    assert sorted((r["side"], r["round"]) for r in runs) == [
+        ("base", 1), ("base", 2), ("framehook", 1), ("framehook", 2),
+    ]  # fmt: skip
+    for r in runs:
+        assert r["requests"] == 300, r
+        assert set(r["statuses"]) <= {"200", "202"}, r
+        assert r["cpu_us"] > 0, r
+    assert set(report["summary"]["ratio_base_over_framehook"]) == {"min", "median", "max"}
+    assert "ratio base/framehook CPU per webhook = " in run.stdout, run.output
+
+
 def check_openloop(run: Ran) -> None:
     """1 s at 50 webhooks/s per setup, 3 jobs in flight so completed jobs come early: exit 0,
     every request sent on schedule and answered, both framehook setups' deliveries stored,
@@ -164,6 +182,15 @@ BENCHES = [
         ("--duration", "0.5", "--warmup", "0", "--json", "{report}", "--base", "{root}"),
         90,
         check_ack,
+    ),
+    Bench(
+        "hotpath.py",
+        (
+            *("--requests", "300", "--warmup", "50", "--rounds", "2"),
+            *("--base", "{root}", "--json", "{report}"),
+        ),
+        90,
+        check_hotpath,
     ),
     Bench(
         "openloop.py",
