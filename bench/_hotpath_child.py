@@ -17,6 +17,7 @@ Usage: ``python bench/_hotpath_child.py WORKLOAD WARMUP REQUESTS CONCURRENCY``
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -100,6 +101,9 @@ async def _run(path: str, warmup: int, requests: int, tasks: int) -> dict[str, A
     configure_logging(settings.resolved_log_format(), settings.log_level)
     rows = _deliveries(path)[: warmup + requests]
     app = create_app(settings)
+    # As ``framehook serve`` does before it starts the server.
+    gc.collect()
+    gc.freeze()
     async with app.router.lifespan_context(app):
         await _send_all(app, iter(rows[:warmup]), tasks)
         cpu, wall = time.process_time(), time.perf_counter()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -198,10 +197,6 @@ def create_app(settings: Settings | None = None, handlers: Sequence[Any] = ()) -
                         "dashboard",
                         url=dashboard_url(base_url(settings), admin.token.value if shown else None),
                     )
-                # What start-up allocated (modules, settings, the app) lives as long as the
-                # process: out of the collector's way, so its full collections under load walk
-                # only what requests allocate.
-                gc.freeze()
                 _log.info(
                     "receiver ready",
                     database=engine.dialect.name,
