@@ -237,8 +237,10 @@ class HotLine:
         if setup is not None and number >= setup.level:
             config = structlog.get_config()
             processors = config["processors"]
-            if processors and processors[-1] is setup.renderer and (
-                config["logger_factory"] is setup.factory
+            if (
+                processors
+                and processors[-1] is setup.renderer
+                and (config["logger_factory"] is setup.factory)
             ):
                 # As structlog builds it: the fields, then event, logger, level, timestamp.
                 fields["event"] = self._event
@@ -286,9 +288,7 @@ def configure_logging(fmt: Literal["console", "json"], level: str = "info") -> N
         if console
         else structlog.processors.JSONRenderer(serializer=_dump_bytes)
     )
-    factory: Any = (
-        structlog.PrintLoggerFactory(sys.stderr) if writer is None else lambda *_: writer
-    )
+    factory: Any = structlog.PrintLoggerFactory(sys.stderr) if writer is None else lambda *_: writer
     structlog.configure(
         processors=[*_shared(), structlog.processors.format_exc_info, native],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
