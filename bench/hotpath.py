@@ -39,7 +39,6 @@ if str(ROOT) not in sys.path:
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -47,6 +46,7 @@ from dataclasses import asdict, dataclass
 
 from bench._harness import bench_api_key, framehook_env, plan_cpus, taskset
 from bench._workload import prepare_workload
+from bench.ack import spread
 
 CHILD = Path(__file__).with_name("_hotpath_child.py")
 CHILD_TIMEOUT_S = 600.0
@@ -112,15 +112,6 @@ def measure(
         raise ChildFailed(f"{side} round {round_no}: exit {done.returncode}: {tail}")
     figures = json.loads(done.stdout.decode().strip().splitlines()[-1])
     return Measured(side, round_no, **figures)
-
-
-def spread(values: Sequence[float]) -> dict[str, float]:
-    """min/median/max of ``values`` (rounded for the report)."""
-    return {
-        "min": round(min(values), 4),
-        "median": round(statistics.median(values), 4),
-        "max": round(max(values), 4),
-    }
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
