@@ -57,6 +57,7 @@ __all__ = [
     "cpu_times",
     "each_round",
     "finish",
+    "framehook_checkout",
     "framehook_command",
     "framehook_env",
     "framehook_serve",
@@ -77,6 +78,7 @@ __all__ = [
     "uvicorn_server",
     "wait_for_log",
     "whole_seconds",
+    "with_checkout",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,6 +120,26 @@ def framehook_env(api_key: str, database_url: str, **extra: str) -> dict[str, st
 def bench_api_key() -> str:
     """A fresh API key for one run."""
     return "afk_bench_" + secrets.token_hex(16)
+
+
+def framehook_checkout(value: str) -> Path:
+    """An argparse ``type`` for ``--base DIR``: the root of another framehook checkout.
+
+    Raises:
+        argparse.ArgumentTypeError: DIR holds no ``receiver/__main__.py``.
+    """
+    path = Path(value)
+    if not (path / "receiver" / "__main__.py").is_file():
+        raise argparse.ArgumentTypeError(
+            f"{value}: not a framehook checkout (no receiver/__main__.py)"
+        )
+    return path
+
+
+def with_checkout(env: dict[str, str], source: Path) -> dict[str, str]:
+    """``env`` for a process that imports ``receiver`` from the checkout at ``source``."""
+    # Ahead of this checkout on sys.path (an editable install is a .pth path entry).
+    return {**env, "PYTHONPATH": str(source)}
 
 
 def framehook_command() -> list[str]:
@@ -277,9 +299,8 @@ def framehook_serve(
     port = free_port()
     command = framehook_command()
     if source is not None:
-        # Ahead of this checkout on sys.path (an editable install is a .pth path entry).
         command = [sys.executable, "-m", "receiver"]
-        env = {**env, "PYTHONPATH": str(source)}
+        env = with_checkout(env, source)
     argv = [*taskset(cpu), *command, "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port)]
     if not worker:

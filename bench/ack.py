@@ -72,6 +72,7 @@ from bench._harness import (
     clean_environment,
     each_round,
     finish,
+    framehook_checkout,
     framehook_env,
     framehook_serve,
     measure_server,
@@ -483,14 +484,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--base",
-        type=Path,
+        type=framehook_checkout,
         default=None,
         metavar="DIR",
         help="another framehook checkout, measured beside this one in each round (as 'base')",
     )
     args = parser.parse_args(argv)
-    if args.base is not None and not (args.base / "receiver" / "__main__.py").is_file():
-        parser.error(f"--base {args.base}: not a framehook checkout (no receiver/__main__.py)")
     if args.duration <= 0 or args.warmup < 0 or args.connections < 1 or args.rounds < 1:
         parser.error("--duration > 0, --warmup >= 0, --connections >= 1, --rounds >= 1")
     return args

@@ -44,7 +44,14 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from bench._harness import bench_api_key, framehook_env, plan_cpus, taskset
+from bench._harness import (
+    bench_api_key,
+    framehook_checkout,
+    framehook_env,
+    plan_cpus,
+    taskset,
+    with_checkout,
+)
 from bench._workload import prepare_workload
 from bench.ack import spread
 
@@ -93,7 +100,7 @@ def measure(
     workdir.mkdir()
     env = framehook_env(api_key, f"sqlite:///{workdir / 'fh.db'}")
     if source is not None:
-        env["PYTHONPATH"] = str(source)
+        env = with_checkout(env, source)
     argv = [*taskset(cpu), sys.executable, str(CHILD), str(data)]
     argv += [str(args.warmup), str(args.requests), str(args.concurrency)]
     log = workdir / "child.log"
@@ -120,7 +127,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--base",
-        type=Path,
+        type=framehook_checkout,
         default=None,
         metavar="DIR",
         help="another framehook checkout (git worktree add /tmp/base main) measured beside this",
@@ -135,8 +142,6 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.requests, args.concurrency, args.rounds) < 1 or args.warmup < 0:
         parser.error("--requests, --concurrency and --rounds >= 1, --warmup >= 0")
-    if args.base is not None and not (args.base / "receiver" / "__main__.py").is_file():
-        parser.error(f"--base {args.base}: not a framehook checkout (no receiver/__main__.py)")
     return args
 
 
