@@ -185,9 +185,6 @@ class _WriterStream:
         pass
 
 
-_current_writer: LineWriter | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class _JsonSetup:
     """What :func:`configure_logging` set up for JSON: what :class:`HotLine` checks is still in
@@ -255,16 +252,8 @@ class HotLine:
 
 @atexit.register
 def _flush_at_exit() -> None:
-    if _current_writer is not None:
-        _current_writer.flush()
-
-
-def _line_writer(file: BinaryIO) -> LineWriter:
-    global _current_writer
-    if _current_writer is not None:
-        _current_writer.flush()
-    _current_writer = LineWriter(file)
-    return _current_writer
+    if _json_setup is not None:
+        _json_setup.writer.flush()
 
 
 def _shared() -> list[Any]:
@@ -282,7 +271,10 @@ def configure_logging(fmt: Literal["console", "json"], level: str = "info") -> N
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     console = fmt == "console"
     colors = console and sys.stderr.isatty()
-    writer = None if console else _line_writer(sys.stderr.buffer)
+    global _json_setup
+    if _json_setup is not None:
+        _json_setup.writer.flush()  # what the previous setup gathered, before it is replaced
+    writer = None if console else LineWriter(sys.stderr.buffer)
     native: Any = (
         structlog.dev.ConsoleRenderer(colors=colors)
         if console
@@ -295,7 +287,6 @@ def configure_logging(fmt: Literal["console", "json"], level: str = "info") -> N
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    global _json_setup
     _json_setup = None if writer is None else _JsonSetup(writer, numeric, native, factory)
     stdlib: Any = (
         structlog.dev.ConsoleRenderer(colors=colors)
