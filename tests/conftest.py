@@ -4,11 +4,13 @@ a running app, and signed requests."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.nodeid import NodeId
 from sqlalchemy import Engine, create_engine, make_url, text
 from starlette.testclient import TestClient
 
@@ -18,6 +20,23 @@ from receiver.db.schema import upgrade
 from tests.support.database import TABLES, scratch_postgres
 from tests.support.mounts import Tmpfs
 from tests.support.webhooks import API_KEY
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist sends the ids to its scheduler
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test its own node id, or the run stops.
+
+    pytest-xdist tells tests apart by node id alone and runs one test of each id. schemathesis
+    gives each API operation's test the test function's id (the operation is only in the name),
+    so under xdist all but one operation passed without running. Those get their name in their
+    id (pytest 9 keeps the id as a ``NodeId``); an id still shared stops the run."""
+    ids = Counter(item.nodeid for item in items)
+    for item in items:
+        if ids[item.nodeid] > 1 and item.parent is not None:
+            item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")
+    shared = sorted(nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1)
+    if shared:
+        raise pytest.UsageError(f"tests share a node id, so xdist would run one of each: {shared}")
 
 
 @pytest.fixture(scope="session")
