@@ -32,7 +32,7 @@ async def probe(store: Storage, prefix: str = PROBE_PREFIX) -> None:
     payload = uuid.uuid4().bytes
 
     try:
-        await _put(store, key, prefix, payload)
+        await _put(store, key, payload)
         read = b"".join([chunk async for chunk in store.open(key)])
         if read != payload:
             raise OSError(f"read back {len(read)} bytes unlike the {len(payload)} written")
@@ -46,10 +46,11 @@ async def probe(store: Storage, prefix: str = PROBE_PREFIX) -> None:
                         empty.rmdir()
 
 
-async def _put(store: Storage, key: str, prefix: str, payload: bytes) -> None:
+async def _put(store: Storage, key: str, payload: bytes) -> None:
     """Write the probe object. On local disk, a sibling's clean-up may still remove the shared
-    prefix folder between this one's making it and making its own folder inside: writing again
-    is then right; any other failure is the store's answer."""
+    prefix folder between this one's making it and making its own folder inside (ENOENT):
+    writing again is then right; any other failure is the store's answer. Whether the prefix is
+    there after the failure says nothing: a third prober may have made it again meanwhile."""
 
     async def chunks() -> AsyncIterator[bytes]:
         yield payload
@@ -58,7 +59,9 @@ async def _put(store: Storage, key: str, prefix: str, payload: bytes) -> None:
         try:
             await store.put(key, chunks(), "application/octet-stream")
             return
-        except StorageError:
-            vanished = isinstance(store, LocalStorage) and not (store.root / prefix).is_dir()
+        except StorageError as exc:
+            vanished = isinstance(store, LocalStorage) and isinstance(
+                exc.__cause__, FileNotFoundError
+            )
             if not vanished or attempt == _ATTEMPTS - 1:
                 raise

@@ -8,6 +8,9 @@ import asyncio
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import pytest
+
+import storage.local
 from storage import from_url
 from storage._probe import PROBE_PREFIX, probe
 
@@ -33,3 +36,25 @@ def test_processes_probing_one_folder_together_never_remove_each_others_folder(
         for done in [pool.submit(_probe_many, str(tmp_path)) for _ in range(PROCESSES)]:
             done.result()
     assert not (tmp_path / PROBE_PREFIX).exists()  # and nothing left behind
+
+
+def test_a_probe_whose_folder_vanished_writes_again_even_if_the_prefix_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the test above caught once under load: a sibling removes the prefix between
+    this probe's making it and making its own folder (ENOENT), and a third one makes the prefix
+    again before this one looks. The probe writes again instead of failing."""
+    make_parents = storage.local._make_parents
+    raced: list[Path] = []
+
+    def racing(path: Path) -> None:
+        if not raced:
+            raced.append(path)
+            (tmp_path / PROBE_PREFIX).mkdir()  # a third prober's, back before the check
+            raise FileNotFoundError(2, "No such file or directory", str(path.parent))
+        make_parents(path)
+
+    monkeypatch.setattr(storage.local, "_make_parents", racing)
+    asyncio.run(probe(from_url(str(tmp_path))))
+    assert len(raced) == 1
+    assert not (tmp_path / PROBE_PREFIX).exists()
